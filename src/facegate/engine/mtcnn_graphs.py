@@ -1,0 +1,150 @@
+"""MTCNN's three networks as ONNX graphs, built from the weights the ``mtcnn`` package ships.
+
+The package stores Keras layer weights as joblib+lz4 lists (no TensorFlow is needed to read them).
+Keras keeps tensors as NHWC and kernels as HWIO; the graphs here are NCHW, so kernels become OIHW,
+PReLU slopes become (C, 1, 1), and the ``Permute((2, 1, 3))`` + ``Flatten`` in front of the dense
+layers becomes a transpose to (N, W, H, C) before flattening so the dense weights apply unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import onnx
+from numpy.typing import NDArray
+from onnx import TensorProto, helper, numpy_helper
+
+from facegate.errors import ModelMissing
+
+OPSET = 17
+
+
+class _GraphBuilder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def _fresh(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    def const(self, array: NDArray[Any], prefix: str = "w") -> str:
+        name = self._fresh(prefix)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        out = self._fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str, kernel_hwio: NDArray[np.float32], bias: NDArray[np.float32]) -> str:
+        kernel = np.transpose(kernel_hwio, (3, 2, 0, 1)).astype(np.float32)
+        return self.op(
+            "Conv", [x, self.const(kernel), self.const(bias.astype(np.float32))],
+            kernel_shape=list(kernel.shape[2:]),
+        )
+
+    def prelu(self, x: str, alpha: NDArray[np.float32], spatial: bool = True) -> str:
+        slope = alpha.reshape(-1, 1, 1) if spatial else alpha.reshape(-1)
+        return self.op("PRelu", [x, self.const(slope.astype(np.float32))])
+
+    def max_pool(self, x: str, size: int, stride: int, same: bool) -> str:
+        # Keras "same" pads at the end only, which is ONNX's SAME_UPPER.
+        return self.op(
+            "MaxPool", [x], kernel_shape=[size, size], strides=[stride, stride],
+            auto_pad="SAME_UPPER" if same else "VALID",
+        )
+
+    def dense(self, x: str, weight: NDArray[np.float32], bias: NDArray[np.float32]) -> str:
+        y = self.op("MatMul", [x, self.const(weight.astype(np.float32))])
+        return self.op("Add", [y, self.const(bias.astype(np.float32))])
+
+    def keras_flatten(self, x: str) -> str:
+        return self.op("Flatten", [self.op("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
+
+    def model(self, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str]) -> onnx.ModelProto:
+        rank = 4 if self.name == "pnet" else 2
+        ranks = dict.fromkeys(outputs, rank)
+        for public, internal in outputs.items():
+            self.nodes.append(helper.make_node("Identity", [internal], [public]))
+        graph = helper.make_graph(
+            self.nodes, self.name, inputs,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * rank) for n, rank in ranks.items()],
+            self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def load_weights(name: str) -> list[NDArray[np.float32]]:
+    """The Keras weight list of ``pnet``, ``rnet`` or ``onet`` from the mtcnn package's assets."""
+    weights = joblib.load(weights_dir() / f"{name}.lz4")
+    return [np.asarray(w, dtype=np.float32) for w in weights]
+
+
+def weights_dir() -> Path:
+    # find_spec locates the package without importing it: its __init__ imports TensorFlow.
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing("the 'mtcnn' package (MTCNN weights) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "assets" / "weights"
+
+
+def _image_input(height: int | str, width: int | str) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, height, width])
+
+
+def build_pnet() -> onnx.ModelProto:
+    w: Iterator[NDArray[np.float32]] = iter(load_weights("pnet"))
+    g = _GraphBuilder("pnet")
+    x = g.prelu(g.conv("image", next(w), next(w)), next(w))
+    x = g.max_pool(x, 2, 2, same=True)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    regression = g.conv(x, next(w), next(w))
+    probability = g.op("Softmax", [g.conv(x, next(w), next(w))], axis=1)
+    return g.model([_image_input("H", "W")], {"regression": regression, "probability": probability})
+
+
+def build_rnet() -> onnx.ModelProto:
+    w = iter(load_weights("rnet"))
+    g = _GraphBuilder("rnet")
+    x = g.prelu(g.conv("image", next(w), next(w)), next(w))
+    x = g.max_pool(x, 3, 2, same=True)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.max_pool(x, 3, 2, same=False)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.prelu(g.dense(g.keras_flatten(x), next(w), next(w)), next(w), spatial=False)
+    regression = g.dense(x, next(w), next(w))
+    probability = g.op("Softmax", [g.dense(x, next(w), next(w))], axis=1)
+    return g.model([_image_input(24, 24)], {"regression": regression, "probability": probability})
+
+
+def build_onet() -> onnx.ModelProto:
+    w = iter(load_weights("onet"))
+    g = _GraphBuilder("onet")
+    x = g.prelu(g.conv("image", next(w), next(w)), next(w))
+    x = g.max_pool(x, 3, 2, same=True)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.max_pool(x, 3, 2, same=False)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.max_pool(x, 2, 2, same=True)
+    x = g.prelu(g.conv(x, next(w), next(w)), next(w))
+    x = g.prelu(g.dense(g.keras_flatten(x), next(w), next(w)), next(w), spatial=False)
+    regression = g.dense(x, next(w), next(w))
+    points = g.dense(x, next(w), next(w))
+    probability = g.op("Softmax", [g.dense(x, next(w), next(w))], axis=1)
+    return g.model(
+        [_image_input(48, 48)],
+        {"regression": regression, "points": points, "probability": probability},
+    )
