@@ -1,0 +1,146 @@
+"""FaceEngine: the one object the service layer talks to.
+
+Models load lazily on first use (or all at once with :meth:`FaceEngine.warm_up`), once, under a
+lock; afterwards every method may be called from many threads at the same time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import dlib
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from facegate.config import Settings
+from facegate.engine import align, mtcnn_graphs
+from facegate.engine.decode import DecodedImage, decode_image
+from facegate.engine.detect import DetectorConfig, MTCNNDetector
+from facegate.engine.embed import DlibEmbedder, Embedder, OnnxEmbedder
+from facegate.engine.models import Lazy, dlib_model_path
+from facegate.engine.quality import estimate_quality
+from facegate.engine.score import ScoreCalibration, distances, load_calibration
+from facegate.engine.types import DetectedFace
+from facegate.errors import NoFaceFound
+
+
+@dataclass(frozen=True)
+class FaceEmbedding:
+    face: DetectedFace
+    descriptor: NDArray[np.float32]  # 128
+
+
+class FaceEngine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._threads = _intra_op_threads(settings)
+        self._detector = Lazy(self._load_detector)
+        self._shape5 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape5"))))
+        self._shape68 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape68"))))
+        self._embedder: Lazy[Embedder] = Lazy(self._load_embedder)
+        self.calibration: ScoreCalibration = load_calibration(
+            "flip" if settings.flip_tta else "plain"
+        )
+
+    # Loading -----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        self._detector.get()
+        self._shape5.get()
+        self._shape68.get()
+        self._embedder.get()
+
+    @property
+    def ready(self) -> bool:
+        return all(m.loaded for m in (self._detector, self._shape5, self._shape68, self._embedder))
+
+    def _session(self, model_bytes: bytes) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+    def _load_detector(self) -> MTCNNDetector:
+        return MTCNNDetector(
+            self._session(mtcnn_graphs.build_pnet().SerializeToString()),
+            self._session(mtcnn_graphs.build_rnet().SerializeToString()),
+            self._session(mtcnn_graphs.build_onet().SerializeToString()),
+            DetectorConfig(self.settings.min_face_size, self.settings.detect_thresholds),
+        )
+
+    def _load_embedder(self) -> Embedder:
+        model_path = dlib_model_path("resnet")
+        if self.settings.embed_backend == "dlib":
+            return DlibEmbedder(model_path)
+        from facegate.engine.resnet_onnx import ensure_resnet_onnx
+
+        onnx_path = ensure_resnet_onnx(model_path, self.settings.model_cache_dir)
+        return OnnxEmbedder(self._session(onnx_path.read_bytes()))
+
+    # Pipeline ----------------------------------------------------------------------------
+    def decode(self, data: bytes) -> DecodedImage:
+        return decode_image(
+            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+        )
+
+    def detect(
+        self, image: DecodedImage, *, landmarks68: bool = False, quality: bool = True
+    ) -> list[DetectedFace]:
+        """All faces, largest first, each with quality figures and, on request, 68 points."""
+        faces = self._detector.get().detect(image.rgb)
+        if quality:
+            faces = [replace(f, quality=estimate_quality(image.rgb, f.box, f.points)) for f in faces]
+        if landmarks68:
+            predictor = self._shape68.get()
+            faces = [
+                replace(f, landmarks68=align.landmarks68(image.rgb, predictor, f.box)) for f in faces
+            ]
+        return faces
+
+    def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]:
+        """One descriptor per face (rows in the order given), all faces in one network call."""
+        if not faces:
+            return np.zeros((0, 128), np.float32)
+        predictor = self._shape5.get()
+        chips = np.stack([align.face_chip(image.rgb, predictor, f.box) for f in faces])
+        return self.embed_chips(chips)
+
+    def embed_chips(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        embedder = self._embedder.get()
+        if not self.settings.flip_tta:
+            return embedder.embed(chips)
+        # The mirror image is the same person: average both views in one batch.
+        both = embedder.embed(np.concatenate([chips, chips[:, :, ::-1, :]]))
+        return ((both[: len(chips)] + both[len(chips) :]) / 2).astype(np.float32)
+
+    def largest_face(self, image: DecodedImage) -> FaceEmbedding:
+        faces = self.detect(image)
+        if not faces:
+            raise NoFaceFound("no face found in the image")
+        descriptor = self.embed(image, faces[:1])[0]
+        return FaceEmbedding(face=faces[0], descriptor=descriptor)
+
+    def embed_all(self, image: DecodedImage) -> list[FaceEmbedding]:
+        faces = self.detect(image)
+        descriptors = self.embed(image, faces)
+        return [FaceEmbedding(f, d) for f, d in zip(faces, descriptors, strict=True)]
+
+    # Scores ------------------------------------------------------------------------------
+    def similarity(self, a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
+        return float(self.calibration.score(distances(a, b[np.newaxis, :])[0]))
+
+    def similarities(
+        self, query: NDArray[np.float32], gallery: NDArray[np.float32]
+    ) -> NDArray[np.float64]:
+        return self.calibration.score(distances(query, gallery))
+
+
+def _intra_op_threads(settings: Settings) -> int:
+    if settings.intra_op_threads > 0:
+        return settings.intra_op_threads
+    # One thread per core shared by the concurrent requests: no oversubscription.
+    cores = os.cpu_count() or 1
+    concurrent = max(1, settings.max_concurrent_inference or 1)
+    return max(1, cores // concurrent)
