@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import dlib
 import numpy as np
@@ -24,7 +25,11 @@ from facegate.engine.models import Lazy, dlib_model_path
 from facegate.engine.quality import estimate_quality
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
 from facegate.engine.types import DetectedFace
-from facegate.errors import NoFaceFound
+from facegate.errors import NoFaceFound, Unavailable
+
+
+class SpoofDetector(Protocol):
+    def probability_fake(self, rgb: NDArray[np.uint8], face: DetectedFace) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class FaceEngine:
         self._shape5 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape5"))))
         self._shape68 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape68"))))
         self._embedder: Lazy[Embedder] = Lazy(self._load_embedder)
+        self._spoof: Lazy[SpoofDetector] = Lazy(self._load_spoof)
         self.calibration: ScoreCalibration = load_calibration(
             "flip" if settings.flip_tta else "plain"
         )
@@ -78,6 +84,13 @@ class FaceEngine:
 
         onnx_path = ensure_resnet_onnx(model_path, self.settings.model_cache_dir)
         return OnnxEmbedder(self._session(onnx_path.read_bytes()))
+
+    def _load_spoof(self) -> SpoofDetector:
+        try:
+            from facegate.engine.spoof import load_spoof_detector
+        except ImportError as exc:
+            raise Unavailable("spoof detection is not available: no spoof model is installed") from exc
+        return load_spoof_detector(self.settings)
 
     # Pipeline ----------------------------------------------------------------------------
     def decode(self, data: bytes) -> DecodedImage:
@@ -126,6 +139,10 @@ class FaceEngine:
         faces = self.detect(image)
         descriptors = self.embed(image, faces)
         return [FaceEmbedding(f, d) for f, d in zip(faces, descriptors, strict=True)]
+
+    def spoof_probability(self, image: DecodedImage, face: DetectedFace) -> float:
+        """Probability in [0, 1] that the face is a presentation attack (print, screen, mask)."""
+        return float(self._spoof.get().probability_fake(image.rgb, face))
 
     # Scores ------------------------------------------------------------------------------
     def similarity(self, a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
