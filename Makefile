@@ -1,0 +1,54 @@
+# facegate: `make serve` starts the service, `make test` runs the checks and the tests.
+# Both create .venv on first use with everything the project needs, from PyPI only.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/facedata
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint typecheck unit integration bench eval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# Test and benchmark assets: insightface's wheel carries the group photo t1.jpg used by the
+	# tests; face_recognition 1.3.0 is the peer measured by the benchmarks. Neither is imported
+	# by the service, and their heavy dependencies are not needed for those uses.
+	$(BIN)/pip install --quiet --no-deps insightface==2.1 face_recognition==1.3.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/facegate serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/facegate bench $(DATA)
+
+eval: $(STAMP)
+	$(BIN)/facegate eval detect $(DATA) --peer
+	$(BIN)/facegate eval lfw $(DATA) --peer
+	$(BIN)/facegate eval spoof $(DATA)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

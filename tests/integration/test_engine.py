@@ -1,0 +1,116 @@
+"""The engine on real models and real faces from package-shipped images."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from facegate.config import Settings
+from facegate.engine.engine import FaceEngine
+from facegate.errors import NoFaceFound
+from tests.factories import (
+    astronaut_rgb,
+    augmented,
+    encode,
+    grace_hopper_rgb,
+    group_member_rgb,
+    group_photo_bytes,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine(Settings(embed_backend="dlib"))
+
+
+def test_finds_one_face_with_points_inside_the_box(engine: FaceEngine) -> None:
+    faces = engine.detect(engine.decode(encode(grace_hopper_rgb())))
+    assert len(faces) == 1
+    face = faces[0]
+    x1, y1, x2, y2 = face.box
+    assert face.confidence > 0.95
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in face.points)
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.points
+    assert left_eye[0] < nose[0] < right_eye[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    assert len(face.points_flat) == 10
+
+
+def test_finds_all_six_people_in_the_group_photo(engine: FaceEngine) -> None:
+    faces = engine.detect(engine.decode(group_photo_bytes()))
+    assert len(faces) == 6
+    areas = [f.area for f in faces]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_detection_is_deterministic(engine: FaceEngine) -> None:
+    image = engine.decode(group_photo_bytes())
+    first, second = engine.detect(image), engine.detect(image)
+    assert [f.box for f in first] == [f.box for f in second]
+
+
+def test_no_face_in_noise_or_flat_images(engine: FaceEngine) -> None:
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    flat = np.full((200, 200, 3), 90, np.uint8)
+    for rgb in (noise, flat):
+        assert engine.detect(engine.decode(encode(rgb, "PNG"))) == []
+    with pytest.raises(NoFaceFound):
+        engine.largest_face(engine.decode(encode(flat, "PNG")))
+
+
+def test_landmarks68_on_request(engine: FaceEngine) -> None:
+    image = engine.decode(encode(grace_hopper_rgb()))
+    face = engine.detect(image, landmarks68=True)[0]
+    assert face.landmarks68 is not None and face.landmarks68.shape == (68, 2)
+    x1, y1, x2, y2 = face.box
+    inside = [(x1 - 10 <= x <= x2 + 10) and (y1 - 10 <= y <= y2 + 10) for x, y in face.landmarks68]
+    assert all(inside)
+    assert engine.detect(image)[0].landmarks68 is None
+
+
+def test_quality_is_reported(engine: FaceEngine) -> None:
+    face = engine.detect(engine.decode(encode(grace_hopper_rgb())))[0]
+    assert face.quality is not None
+    assert face.quality.eye_distance_px > 50
+    assert abs(face.quality.yaw_deg) < 20
+    assert face.quality.sharpness > 30
+
+
+def test_same_person_scores_high_and_others_low(engine: FaceEngine) -> None:
+    hopper = engine.largest_face(engine.decode(encode(grace_hopper_rgb()))).descriptor
+    hopper_variant = engine.largest_face(
+        engine.decode(encode(augmented(grace_hopper_rgb(), 2)))
+    ).descriptor
+    collins = engine.largest_face(engine.decode(encode(astronaut_rgb()))).descriptor
+    stranger = engine.largest_face(engine.decode(encode(group_member_rgb(0)))).descriptor
+    assert engine.similarity(hopper, hopper_variant) > 0.8
+    assert engine.similarity(hopper, collins) < 0.2
+    assert engine.similarity(hopper, stranger) < 0.2
+    gallery = np.stack([hopper_variant, collins, stranger])
+    assert int(np.argmax(engine.similarities(hopper, gallery))) == 0
+
+
+def test_engine_is_usable_from_many_threads(engine: FaceEngine) -> None:
+    image = engine.decode(encode(astronaut_rgb()))
+    expected = engine.largest_face(image).descriptor
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            results.append(engine.largest_face(image).descriptor)
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert all(np.allclose(r, expected, atol=1e-5) for r in results)

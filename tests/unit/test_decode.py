@@ -1,0 +1,134 @@
+"""Decoding: every way an upload can be wrong gets its own precise error."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegate.engine.decode import decode_image
+from facegate.errors import (
+    EmptyImage,
+    ImageTooLarge,
+    ImageTooManyPixels,
+    InvalidImage,
+    TruncatedImage,
+)
+
+LIMITS = {"max_bytes": 2 * 1024 * 1024, "max_pixels": 40_000_000}
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _gradient(width: int = 64, height: int = 48) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)
+    rgb = np.stack([np.tile(x, (height, 1))] * 3, axis=-1)
+    rgb[..., 1] = 80
+    return Image.fromarray(rgb)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_decodes_supported_formats_to_rgb(fmt: str) -> None:
+    decoded = decode_image(_encode(_gradient(), fmt), **LIMITS)
+    assert decoded.rgb.shape == (48, 64, 3)
+    assert decoded.rgb.dtype == np.uint8
+    assert decoded.format == fmt
+
+
+def test_greyscale_becomes_three_equal_channels() -> None:
+    decoded = decode_image(_encode(_gradient().convert("L"), "PNG"), **LIMITS)
+    assert decoded.rgb.shape == (48, 64, 3)
+    assert np.array_equal(decoded.rgb[..., 0], decoded.rgb[..., 2])
+
+
+def test_transparent_pixels_become_white() -> None:
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    decoded = decode_image(_encode(rgba, "PNG"), **LIMITS)
+    assert (decoded.rgb == 255).all()
+
+
+def test_sixteen_bit_greyscale_is_stretched_not_clipped() -> None:
+    array = np.linspace(0, 65535, 100, dtype=np.uint16).reshape(10, 10)
+    decoded = decode_image(_encode(Image.fromarray(array), "PNG"), **LIMITS)
+    assert decoded.rgb.min() == 0 and decoded.rgb.max() == 255
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = _gradient(64, 48)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    decoded = decode_image(_encode(image, "JPEG", exif=exif), **LIMITS)
+    assert decoded.rgb.shape == (64, 48, 3)
+
+
+def test_empty_input() -> None:
+    with pytest.raises(EmptyImage, match="empty"):
+        decode_image(b"", **LIMITS)
+
+
+def test_not_an_image() -> None:
+    with pytest.raises(InvalidImage, match="not a JPEG, PNG or WebP"):
+        decode_image(b"hello, this is text and not a picture" * 10, **LIMITS)
+
+
+def test_unsupported_format_is_refused() -> None:
+    with pytest.raises(InvalidImage):
+        decode_image(_encode(_gradient(), "BMP"), **LIMITS)
+
+
+def test_truncated_jpeg() -> None:
+    data = _encode(_gradient(256, 256), "JPEG", quality=95)
+    with pytest.raises(TruncatedImage, match="truncated"):
+        decode_image(data[: len(data) // 2], **LIMITS)
+
+
+def test_truncated_png() -> None:
+    data = _encode(_gradient(256, 256), "PNG")
+    with pytest.raises(TruncatedImage):
+        decode_image(data[: len(data) // 2], **LIMITS)
+
+
+def test_over_the_byte_limit() -> None:
+    data = _encode(_gradient(), "PNG")
+    with pytest.raises(ImageTooLarge, match=f"limit is {len(data) - 1} bytes"):
+        decode_image(data, max_bytes=len(data) - 1, max_pixels=10**9)
+
+
+def test_over_the_pixel_limit_is_refused_from_the_header() -> None:
+    with pytest.raises(ImageTooManyPixels, match="limit is 1000 pixels"):
+        decode_image(_encode(_gradient(64, 48), "PNG"), max_bytes=10**7, max_pixels=1000)
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG claiming a huge canvas (greyscale, all-zero rows compressed to a few KB)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    data = b"".join(compressor.compress(row) for _ in range(64)) + compressor.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    bomb = _png_bomb(30000, 30000)
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooManyPixels):
+        decode_image(bomb, **LIMITS)
+
+
+def test_bomb_below_pillows_own_guard_is_refused_by_ours() -> None:
+    bomb = _png_bomb(8000, 6000)  # 48 Mpx: above our 40 Mpx default, below Pillow's guard
+    with pytest.raises(ImageTooManyPixels, match="8000x6000"):
+        decode_image(bomb, **LIMITS)
