@@ -56,8 +56,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "lfw":
         from facegate.eval.lfw import run_lfw
 
-        return run_lfw(args.data_dir_arg, folds=args.folds, limit=args.limit, peer=args.peer,
-                       backend=args.backend, flip=not args.no_flip)
+        return run_lfw(
+            args.data_dir_arg,
+            folds=args.folds,
+            limit=args.limit,
+            peer=args.peer,
+            backend=args.backend,
+            flip=not args.no_flip,
+        )
     if args.eval_command == "calibrate":
         from facegate.eval.lfw import run_calibrate
 
@@ -68,13 +74,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return run_detect(args.data_dir_arg, limit=args.limit, peer=args.peer)
     from facegate.eval.spoof import run_spoof_eval
 
-    return run_spoof_eval(args.data_dir_arg)
+    return int(run_spoof_eval(args.data_dir_arg))
 
 
 def _cmd_spoof(args: argparse.Namespace) -> int:
     from facegate.spoof.train import run_train
 
-    return run_train(args.data_dir_arg, out=args.out)
+    return int(run_train(args.data_dir_arg, out=args.out))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

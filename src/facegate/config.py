@@ -69,3 +69,17 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
+
+    # API
+    # Largest accepted request body; 0 derives it from the image limits (ten base64 images).
+    max_request_bytes: int = 0
+    # Requests allowed to wait for an inference worker before new ones get 503.
+    inference_queue_limit: int = 32
+    # Collections with ``unknowns: true`` also need this lead of the best score over the next.
+    unknowns_identify_margin: float = 0.1
+    # Trained collections whose search index is kept in memory.
+    index_cache_collections: int = 64
+    # Load the models at start-up (readyz answers 503 until then) instead of on first use.
+    warm_up_on_start: bool = True
+    # Largest top_k accepted by /v1/identify.
+    max_top_k: int = 100

@@ -13,6 +13,8 @@ the store raise these; the API layer only translates them into the wire envelope
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    ├── MethodNotAllowed (405 method_not_allowed)
+    ├── NotAcceptable (406 not_acceptable)
     ├── Conflict (409 conflict)
     │   └── NotTrained (409 not_trained)
     ├── PayloadTooLarge (413 payload_too_large)
@@ -75,6 +77,16 @@ class Forbidden(FacegateError):
 class NotFound(FacegateError):
     code = "not_found"
     status = 404
+
+
+class MethodNotAllowed(FacegateError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class NotAcceptable(FacegateError):
+    code = "not_acceptable"
+    status = 406
 
 
 class Conflict(FacegateError):

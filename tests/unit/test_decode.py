@@ -118,7 +118,9 @@ def _png_bomb(width: int, height: int) -> bytes:
     compressor = zlib.compressobj(9)
     row = b"\x00" * (width + 1)
     data = b"".join(compressor.compress(row) for _ in range(64)) + compressor.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:

@@ -15,9 +15,14 @@ def test_pyramid_starts_at_min_face_and_stops_at_cell_size() -> None:
 
 
 def test_nms_keeps_best_of_overlapping_boxes() -> None:
-    boxes = np.array([
-        [0, 0, 10, 10, 0.9], [1, 1, 11, 11, 0.95], [50, 50, 60, 60, 0.5],
-    ], np.float32)
+    boxes = np.array(
+        [
+            [0, 0, 10, 10, 0.9],
+            [1, 1, 11, 11, 0.95],
+            [50, 50, 60, 60, 0.5],
+        ],
+        np.float32,
+    )
     assert _nms(boxes, 0.5).tolist() == [1, 2]
 
 

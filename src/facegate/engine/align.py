@@ -12,6 +12,8 @@ import dlib
 import numpy as np
 from numpy.typing import NDArray
 
+# Names the alignment recipe, so cached evaluation descriptors are keyed by it.
+ALIGNMENT = "shape5-top8"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
@@ -22,7 +24,7 @@ def mtcnn_box_to_dlib_rect(box: tuple[float, float, float, float]) -> dlib.recta
     x1, y1, x2, y2 = box
     height = y2 - y1
     top = y1 + 0.08 * height
-    return dlib.rectangle(int(round(x1)), int(round(top)), int(round(x2)), int(round(y2)))
+    return dlib.rectangle(round(x1), round(top), round(x2), round(y2))
 
 
 def shape_points(shape: dlib.full_object_detection) -> NDArray[np.float32]:

@@ -43,9 +43,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
     if not data:
         raise EmptyImage("the image is empty (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageTooLarge(
-            f"the image is {len(data)} bytes; the limit is {max_bytes} bytes"
-        )
+        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes} bytes")
     image = _open_checked(data, max_pixels)
     try:
         image.load()

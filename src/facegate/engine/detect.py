@@ -41,7 +41,9 @@ class MTCNNDetector:
         self._pnet, self._rnet, self._onet = pnet, rnet, onet
         self.config = config
 
-    def detect(self, rgb: NDArray[np.uint8], min_face_size: int | None = None) -> list[DetectedFace]:
+    def detect(
+        self, rgb: NDArray[np.uint8], min_face_size: int | None = None
+    ) -> list[DetectedFace]:
         """All faces in an RGB image, largest first."""
         height, width = rgb.shape[:2]
         if min(height, width) < PNET_CELL:
@@ -185,7 +187,9 @@ def _crops(image: FloatArray, boxes: FloatArray, size: int) -> FloatArray:
         sx2, sy2 = min(x2, width - 1), min(y2, height - 1)
         if sx2 < sx1 or sy2 < sy1:
             continue
-        patch[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = image[sy1 : sy2 + 1, sx1 : sx2 + 1]
+        patch[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = image[
+            sy1 : sy2 + 1, sx1 : sx2 + 1
+        ]
         resized = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
         batch[i] = resized.transpose(2, 0, 1)
     return batch

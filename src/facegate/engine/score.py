@@ -29,7 +29,7 @@ class ScoreCalibration:
     slope: float
     source: str = "default"
 
-    def score(self, distance: NDArray[np.float32] | float) -> NDArray[np.float64]:
+    def score(self, distance: NDArray[np.floating] | float) -> NDArray[np.float64]:
         d = np.asarray(distance, dtype=np.float64)
         return 1.0 / (1.0 + np.exp(np.clip(self.slope * (d - self.midpoint), -60, 60)))
 
@@ -56,4 +56,5 @@ def distances(query: NDArray[np.float32], gallery: NDArray[np.float32]) -> NDArr
     if gallery.size == 0:
         return np.zeros((0,), np.float32)
     diff = gallery.astype(np.float32) - query.astype(np.float32)[np.newaxis, :]
-    return np.sqrt(np.einsum("ij,ij->i", diff, diff)).astype(np.float32)
+    squared: NDArray[np.float32] = np.einsum("ij,ij->i", diff, diff)
+    return np.sqrt(squared).astype(np.float32)

@@ -1,1 +1,1 @@
-"""Evaluation and benchmark commands (``facegate eval ...``, ``facegate bench``): figures, not tests."""
+"""Evaluation and benchmark commands (`facegate eval ...`, `facegate bench`): figures."""

@@ -39,8 +39,10 @@ def _peer_detector() -> Callable[[bytes], Boxes]:
 
     def detect(data: bytes) -> Boxes:
         rgb: NDArray[np.uint8] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        return [(float(left), float(top), float(right), float(bottom))
-                for top, right, bottom, left in face_recognition.face_locations(rgb)]
+        return [
+            (float(left), float(top), float(right), float(bottom))
+            for top, right, bottom, left in face_recognition.face_locations(rgb)
+        ]
 
     return detect
 
@@ -50,7 +52,9 @@ def _covers_centre(boxes: Boxes, width: int, height: int) -> bool:
     return any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in boxes)
 
 
-def _evaluate(label: str, detect: Callable[[bytes], Boxes], data_dir: Path, lfw_paths: list[Path]) -> None:
+def _evaluate(
+    label: str, detect: Callable[[bytes], Boxes], data_dir: Path, lfw_paths: list[Path]
+) -> None:
     print(f"== {label}")
     exact = 0
     with (data_dir / "detection" / "index.csv").open() as handle:
@@ -74,8 +78,10 @@ def _evaluate(label: str, detect: Callable[[bytes], Boxes], data_dir: Path, lfw_
         if (index + 1) % 2000 == 0:
             print(f"  {label}: {index + 1}/{len(lfw_paths)} LFW images", flush=True)
     share = 100 * hits / max(1, len(lfw_paths))
-    print(f"[{label}] LFW labelled face found: {hits}/{len(lfw_paths)} = {share:.2f} %; "
-          f"median {1000 * statistics.median(seconds):.1f} ms per 250x250 image")
+    print(
+        f"[{label}] LFW labelled face found: {hits}/{len(lfw_paths)} = {share:.2f} %; "
+        f"median {1000 * statistics.median(seconds):.1f} ms per 250x250 image"
+    )
     if missed and len(missed) <= 40:
         print(f"[{label}] missed: {', '.join(missed)}")
 

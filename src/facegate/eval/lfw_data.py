@@ -33,11 +33,15 @@ def read_pairs(path: Path, pairs_per_fold: int | None = None) -> list[Pair]:
     for index, fields in enumerate(lines):
         fold = min(index // fold_size, folds - 1)
         if len(fields) == 3:
-            pairs.append(Pair(image_path(fields[0], fields[1]), image_path(fields[0], fields[2]),
-                              True, fold))
+            pairs.append(
+                Pair(image_path(fields[0], fields[1]), image_path(fields[0], fields[2]), True, fold)
+            )
         elif len(fields) == 4:
-            pairs.append(Pair(image_path(fields[0], fields[1]), image_path(fields[2], fields[3]),
-                              False, fold))
+            pairs.append(
+                Pair(
+                    image_path(fields[0], fields[1]), image_path(fields[2], fields[3]), False, fold
+                )
+            )
         else:
             raise ValueError(f"{path}: line {index + 1} is not a pair: {fields}")
     if pairs_per_fold:

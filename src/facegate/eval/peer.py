@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from facegate.eval.lfw import DescriptorRun
 from facegate.eval.lfw_data import central_box, labelled_face
 
 
-def _face_recognition():  # type: ignore[no-untyped-def]
+def _face_recognition() -> Any:
     try:
         import face_recognition
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -35,14 +36,19 @@ def peer_descriptors(lfw_dir: Path, paths: list[str], progress: bool = True) -> 
         image = fr.load_image_file(str(lfw_dir / rel))
         height, width = image.shape[:2]
         locations = fr.face_locations(image)  # HOG, upsample 1: the library's defaults
-        faces = [DetectedFace((float(left), float(top), float(right), float(bottom)), 1.0,
-                              np.zeros((5, 2), np.float32))
-                 for top, right, bottom, left in locations]
+        faces = [
+            DetectedFace(
+                (float(left), float(top), float(right), float(bottom)),
+                1.0,
+                np.zeros((5, 2), np.float32),
+            )
+            for top, right, bottom, left in locations
+        ]
         face = labelled_face(faces, width, height)
         if face is None:
             run.fallback.append(rel)
             face = DetectedFace(central_box(width, height), 0.0, np.zeros((5, 2), np.float32))
-        x1, y1, x2, y2 = (int(round(c)) for c in face.box)
+        x1, y1, x2, y2 = (round(c) for c in face.box)
         encoding = fr.face_encodings(image, known_face_locations=[(y1, x2, y2, x1)])[0]
         run.descriptors[rel] = np.asarray(encoding, dtype=np.float32)
         run.seconds.append(time.perf_counter() - start)

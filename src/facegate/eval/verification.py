@@ -18,8 +18,9 @@ def accuracy_at(scores: Scores, same: Labels, threshold: float) -> float:
 def best_threshold(scores: Scores, same: Labels) -> float:
     """The threshold with the highest accuracy; ties go to the middle of the best run."""
     candidates = np.unique(scores)
-    mids = np.concatenate([[candidates[0] - 1e-9], (candidates[1:] + candidates[:-1]) / 2,
-                           [candidates[-1] + 1e-9]])
+    mids = np.concatenate(
+        [[candidates[0] - 1e-9], (candidates[1:] + candidates[:-1]) / 2, [candidates[-1] + 1e-9]]
+    )
     accuracies = np.array([accuracy_at(scores, same, t) for t in mids])
     best = np.flatnonzero(accuracies == accuracies.max())
     return float(mids[best[len(best) // 2]])

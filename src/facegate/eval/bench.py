@@ -1,0 +1,139 @@
+"""``facegate bench``: speed of facegate against face_recognition 1.3.0, in one run, same images.
+
+Each timed step alternates between the two systems (A, B, A, B, ...) so that the load of a shared
+machine falls on both alike; the figures are medians, and the ratio is peer time / facegate time.
+facegate runs single-threaded here (one intra-op thread), like dlib.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facegate.config import Settings
+from facegate.engine.decode import DecodedImage
+from facegate.engine.engine import FaceEngine
+
+
+def _median_ms(samples: list[float]) -> float:
+    return 1000 * statistics.median(samples)
+
+
+def _alternate(
+    ours: Callable[[], object], peer: Callable[[], object], repeats: int
+) -> tuple[list[float], list[float]]:
+    ours(), peer()  # warm caches and lazy loads outside the timing
+    mine: list[float] = []
+    theirs: list[float] = []
+    for _ in range(repeats):
+        for fn, out in ((ours, mine), (peer, theirs)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return mine, theirs
+
+
+def _line(label: str, mine: list[float], theirs: list[float]) -> None:
+    a, b = _median_ms(mine), _median_ms(theirs)
+    print(f"{label:<44} facegate {a:8.1f} ms   face_recognition {b:8.1f} ms   ratio {b / a:5.1f}x")
+
+
+def _group_photo_640x480(data_dir: Path) -> NDArray[np.uint8]:
+    from PIL import Image
+
+    image = Image.open(data_dir / "insightface_samples" / "t1.jpg").convert("RGB")
+    return np.asarray(image.resize((640, 480), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def resident_memory_mb(backend: str) -> float:
+    """RSS of a fresh process after loading every model (run in a child to start clean)."""
+    code = (
+        "import resource, numpy as np\n"
+        "from facegate.config import Settings\n"
+        "from facegate.engine.engine import FaceEngine\n"
+        f"e = FaceEngine(Settings(embed_backend={backend!r}, intra_op_threads=1)); e.warm_up()\n"
+        "e.embed_chips(np.zeros((1, 150, 150, 3), np.uint8))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
+    import face_recognition
+
+    engine = FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx"))
+    engine.warm_up()
+    plain = FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx", flip_tta=False))
+    plain.warm_up()
+    print(f"facegate bench: {repeats} alternating repeats, single-threaded, medians\n")
+
+    group = _group_photo_640x480(data_dir)
+    _line(
+        "detect, 640x480 group photo (6 faces)",
+        *_alternate(
+            lambda: engine.detect(_decoded(group), quality=False),
+            lambda: face_recognition.face_locations(group),
+            repeats,
+        ),
+    )
+
+    lfw_path = data_dir / "lfw" / "lfw-deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+    lfw_bytes = lfw_path.read_bytes()
+    lfw_rgb = engine.decode(lfw_bytes).rgb
+    face = engine.detect(engine.decode(lfw_bytes))[0]
+    x1, y1, x2, y2 = (round(c) for c in face.box)
+    location = [(y1, x2, y2, x1)]
+    decoded = engine.decode(lfw_bytes)
+    _line(
+        "one embedding (align + net, no flip)",
+        *_alternate(
+            lambda: plain.embed(decoded, [face]),
+            lambda: face_recognition.face_encodings(lfw_rgb, location),
+            repeats,
+        ),
+    )
+    _line(
+        "one embedding (align + net + flip TTA)",
+        *_alternate(
+            lambda: engine.embed(decoded, [face]),
+            lambda: face_recognition.face_encodings(lfw_rgb, location),
+            repeats,
+        ),
+    )
+
+    reference = engine.largest_face(decoded).descriptor
+    peer_reference = face_recognition.face_encodings(lfw_rgb)[0]
+
+    def ours_match() -> float:
+        image = engine.decode(lfw_bytes)
+        return engine.similarity(engine.largest_face(image).descriptor, reference)
+
+    def peer_match() -> float:
+        import io
+
+        from PIL import Image
+
+        rgb = np.asarray(Image.open(io.BytesIO(lfw_bytes)).convert("RGB"))
+        encodings = face_recognition.face_encodings(rgb)
+        return float(face_recognition.face_distance([peer_reference], encodings[0])[0])
+
+    _line("whole match path, 250x250 LFW image", *_alternate(ours_match, peer_match, repeats))
+    print()
+    for backend in ("onnx", "dlib"):
+        print(
+            f"resident memory, all models loaded ({backend} backend): "
+            f"{resident_memory_mb(backend):.0f} MB"
+        )
+    return 0
+
+
+def _decoded(rgb: NDArray[np.uint8]) -> DecodedImage:
+    return DecodedImage(rgb=rgb, format="RAW")
