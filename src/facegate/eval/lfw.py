@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,19 +38,27 @@ def facegate_descriptors(
 ) -> DescriptorRun:
     """Descriptors of the labelled face of each image, cached per pipeline configuration."""
     cache = _cache_path(settings)
+    return cached_run(
+        cache, paths, lambda: _compute_descriptors(lfw_dir, paths, settings, progress)
+    )
+
+
+def cached_run(
+    cache: Path, paths: list[str], compute: Callable[[], DescriptorRun]
+) -> DescriptorRun:
+    """A descriptor run from its cache file when that covers every path, else computed and saved."""
     if cache.exists():
         with np.load(cache, allow_pickle=False) as stored:
             cached = dict(zip(stored["paths"].tolist(), stored["descriptors"], strict=True))
             if all(p in cached for p in paths):
-                run = DescriptorRun(
+                print(f"  (descriptors and timings from the cache {cache})")
+                return DescriptorRun(
                     {p: cached[p] for p in paths},
                     [p for p in stored["relaxed"].tolist() if p in paths],
                     [p for p in stored["fallback"].tolist() if p in paths],
                     stored["seconds"].tolist(),
                 )
-                print(f"  (descriptors from cache {cache})")
-                return run
-    run = _compute_descriptors(lfw_dir, paths, settings, progress)
+    run = compute()
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         cache,
@@ -172,7 +181,8 @@ def run_lfw(
     if peer:
         from facegate.eval.peer import peer_descriptors
 
-        peer_run = peer_descriptors(lfw_dir, paths)
+        peer_cache = settings.data_dir / "eval-cache" / "lfw-face_recognition-1.3.0.npz"
+        peer_run = cached_run(peer_cache, paths, lambda: peer_descriptors(lfw_dir, paths))
         peer_d = pair_distances(pairs, peer_run.descriptors)
         # face_recognition's own rule: same person when distance <= tolerance (0.6).
         peer_scores = -peer_d
