@@ -35,6 +35,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
+    from facegate.errors import FacegateError
+
+    try:
+        return _run_keys(args)
+    except FacegateError as exc:  # e.g. an unknown key id: a message, not a traceback
+        print(f"facegate keys: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _run_keys(args: argparse.Namespace) -> int:
     from facegate.service import keys
 
     settings = _settings(args)
@@ -68,6 +78,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from facegate.eval.lfw import run_calibrate
 
         return run_calibrate(args.data_dir_arg, backend=args.backend)
+    if args.eval_command == "parity":
+        from facegate.eval.parity import run_parity
+
+        return run_parity(args.data_dir_arg, faces=args.faces)
     if args.eval_command == "detect":
         from facegate.eval.detection import run_detect
 
@@ -128,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")
     detect.add_argument("--peer", action="store_true", help="also measure face_recognition")
+    parity = eval_sub.add_parser("parity", help="ONNX descriptor vs dlib's, face by face")
+    parity.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    parity.add_argument("--faces", type=int, default=500)
     spoof_eval = eval_sub.add_parser("spoof", help="APCER/BPCER/ACER of the spoof model")
     spoof_eval.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
     evaluate.set_defaults(func=_cmd_eval)

@@ -133,7 +133,20 @@ def _pnet_boxes(
 
 
 def _nms(boxes: FloatArray, threshold: float, by_min: bool = False) -> NDArray[np.intp]:
-    """Indices kept by greedy non-maximum suppression, best score first."""
+    """Indices kept by greedy non-maximum suppression, best score first.
+
+    Union-IoU suppression (the hot path: hundreds of P-Net proposals) runs in OpenCV; the
+    intersection-over-smaller-box variant MTCNN uses last is done here on a handful of boxes.
+    """
+    if not len(boxes):
+        return np.zeros((0,), np.intp)
+    if not by_min:
+        xywh = np.column_stack(
+            [boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1]
+        )
+        # The stubs ask for sequences; OpenCV takes arrays directly, without a copy.
+        kept = cv2.dnn.NMSBoxes(xywh, boxes[:, 4], 0.0, threshold)  # type: ignore[arg-type]
+        return np.asarray(kept, dtype=np.intp).reshape(-1)
     x1, y1, x2, y2, score = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-score, kind="stable")
@@ -144,8 +157,7 @@ def _nms(boxes: FloatArray, threshold: float, by_min: bool = False) -> NDArray[n
         iw = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
         ih = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
         inter = iw * ih
-        denom = np.minimum(area[best], area[rest]) if by_min else area[best] + area[rest] - inter
-        order = rest[inter / denom <= threshold]
+        order = rest[inter / np.minimum(area[best], area[rest]) <= threshold]
     return np.asarray(keep, dtype=np.intp)
 
 
