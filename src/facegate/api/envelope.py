@@ -1,0 +1,24 @@
+"""The one answer shape: ``{"data": ..., "message": ..., "success": ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from facegate.errors import FacegateError, RateLimited
+
+
+def ok(data: Any, message: str | None) -> JSONResponse:
+    return JSONResponse({"data": data, "message": message, "success": True})
+
+
+def failure(error: FacegateError, headers: dict[str, str] | None = None) -> JSONResponse:
+    extra = dict(headers or {})
+    if isinstance(error, RateLimited):
+        extra["Retry-After"] = str(error.retry_after_s)
+    return JSONResponse(
+        {"data": None, "message": error.message, "success": False},
+        status_code=error.status,
+        headers=extra or None,
+    )

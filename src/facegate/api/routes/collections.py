@@ -1,0 +1,90 @@
+"""/v1/collection (create, add a member, delete, list) and POST /v1/train."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from facegate.api import presenters
+from facegate.api.deps import ServicesDep, TenantDep
+from facegate.api.envelope import ok
+from facegate.api.payloads import validated
+from facegate.api.routes.docs import json_body, responses
+from facegate.api.schemas import (
+    CollectionCreate,
+    CollectionIdOut,
+    CollectionOut,
+    CollectionRef,
+    CollectionUpdate,
+)
+
+router = APIRouter(prefix="/v1", tags=["collections"])
+
+
+@router.post(
+    "/collection",
+    summary="Create a collection (unknowns: true for stricter unknown rejection)",
+    responses=responses(CollectionIdOut),
+    openapi_extra=json_body(CollectionCreate),
+)
+async def create_collection(
+    request: Request, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    payload, _ = await validated(request, CollectionCreate)
+    collection_id = await run_in_threadpool(
+        services.collections.create, tenant, payload.name, unknowns=payload.unknowns
+    )
+    return ok({"collection_id": collection_id}, "collection created successfully")
+
+
+@router.put(
+    "/collection",
+    summary="Add an enrollment to a collection; the collection is retrained",
+    responses=responses(CollectionIdOut, 404, 503),
+    openapi_extra=json_body(CollectionUpdate),
+)
+async def update_collection(
+    request: Request, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    payload, _ = await validated(request, CollectionUpdate)
+    collection_id = await run_in_threadpool(
+        services.collections.add_enrollment, tenant, payload.collection_id, payload.enrollment_id
+    )
+    return ok({"collection_id": collection_id}, "collection updated successfully")
+
+
+@router.delete(
+    "/collection",
+    summary="Delete a collection (its enrollments stay)",
+    responses=responses(str, 404),
+    openapi_extra=json_body(CollectionRef),
+)
+async def delete_collection(
+    request: Request, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    payload, _ = await validated(request, CollectionRef)
+    await run_in_threadpool(services.collections.delete, tenant, payload.collection_id)
+    return ok(f"Entity {payload.collection_id} has been deleted", None)
+
+
+@router.get(
+    "/collection",
+    summary="Your collections, their enrollments and training state",
+    responses=responses(list[CollectionOut]),
+)
+async def list_collections(tenant: TenantDep, services: ServicesDep) -> JSONResponse:
+    views = await run_in_threadpool(services.collections.list, tenant)
+    return ok([presenters.collection(v) for v in views], "collections listed successfully")
+
+
+@router.post(
+    "/train",
+    summary="Train a collection in the background; watch status in GET /v1/collection",
+    responses=responses(CollectionIdOut, 404, 503),
+    openapi_extra=json_body(CollectionRef),
+)
+async def train(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
+    payload, _ = await validated(request, CollectionRef)
+    collection_id = await run_in_threadpool(services.trainer.request, tenant, payload.collection_id)
+    return ok({"collection_id": collection_id}, "retraining the classifier")

@@ -1,0 +1,77 @@
+"""POST / PUT / DELETE /v1/enroll: create a profile, add images to it, delete it for good."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from facegate.api.deps import ServicesDep, TenantDep
+from facegate.api.envelope import ok
+from facegate.api.payloads import count_image_fields, image_fields, validated
+from facegate.api.routes.docs import json_body, responses
+from facegate.api.schemas import EnrollCreate, EnrollmentIdOut, EnrollmentRef, EnrollUpdate
+from facegate.errors import BadRequest, TooManyImages
+
+router = APIRouter(prefix="/v1", tags=["enrollment"])
+
+
+def _images(body: dict[str, object], services: ServicesDep) -> dict[str, bytes]:
+    limit = services.settings.max_images_per_enrollment
+    count = count_image_fields(body)
+    # Counted before anything is decoded: an 11-image request costs nothing.
+    if count > limit:
+        raise TooManyImages(f"{count} images sent; at most {limit} are accepted per request")
+    if count == 0:
+        raise BadRequest("no image: send one to ten base64 images as img0, img1, …")
+    return image_fields(body, max_bytes=services.settings.max_image_bytes)
+
+
+@router.post(
+    "/enroll",
+    summary="Enroll a person from 1–10 images (the largest face of each)",
+    responses=responses(EnrollmentIdOut, 404, 422, 503),
+    openapi_extra=json_body(EnrollCreate),
+)
+async def enroll(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
+    payload, body = await validated(request, EnrollCreate)
+    images = await run_in_threadpool(_images, body, services)
+    enrollment_id = await services.inference.run(
+        services.enrollments.create,
+        tenant,
+        images,
+        name=payload.name,
+        collection_id=payload.collection_id,
+    )
+    return ok({"enrollment_id": enrollment_id}, "enrollment processed successfully")
+
+
+@router.put(
+    "/enroll",
+    summary="Add images to an enrollment",
+    responses=responses(EnrollmentIdOut, 404, 422, 503),
+    openapi_extra=json_body(EnrollUpdate),
+)
+async def update_enrollment(
+    request: Request, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    payload, body = await validated(request, EnrollUpdate)
+    images = await run_in_threadpool(_images, body, services)
+    enrollment_id = await services.inference.run(
+        services.enrollments.add_images, tenant, payload.enrollment_id, images
+    )
+    return ok({"enrollment_id": enrollment_id}, "enrollment updated successfully")
+
+
+@router.delete(
+    "/enroll",
+    summary="Delete an enrollment and its embeddings for good",
+    responses=responses(str, 404),
+    openapi_extra=json_body(EnrollmentRef),
+)
+async def delete_enrollment(
+    request: Request, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    payload, _ = await validated(request, EnrollmentRef)
+    await run_in_threadpool(services.enrollments.delete, tenant, payload.enrollment_id)
+    return ok(f"Enrollment {payload.enrollment_id} has been deleted", None)

@@ -1,0 +1,27 @@
+"""``facegate serve``: the app on uvicorn, with structured logs and a graceful shutdown."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from facegate.api.app import create_app
+from facegate.api.logs import configure_logging
+from facegate.config import Settings
+
+# In-flight requests get this long to finish after SIGTERM before connections are closed.
+GRACEFUL_SHUTDOWN_S = 30
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )

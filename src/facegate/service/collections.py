@@ -1,0 +1,120 @@
+"""Collections: named groups of enrollments that identify searches, owned by one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from facegate.errors import BadRequest
+from facegate.service.common import Tenant, get_owned, new_id, utcnow
+from facegate.service.training import Trainer, TrainingStatus, status_of
+from facegate.store.db import Database
+from facegate.store.models import Collection, CollectionMember, Enrollment, TrainedEmbedding
+
+MAX_NAME_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class CollectionView:
+    id: str
+    name: str
+    enrollments: list[str]
+    unknowns: bool
+    created: datetime
+    updated: datetime
+    owner: str
+    status: TrainingStatus
+    trained_at: datetime | None
+
+
+class Collections:
+    def __init__(self, database: Database, trainer: Trainer) -> None:
+        self._db = database
+        self._trainer = trainer
+
+    def create(self, tenant: Tenant, name: str, *, unknowns: bool = False) -> str:
+        if not name.strip():
+            raise BadRequest("name: must not be empty")
+        if len(name) > MAX_NAME_LENGTH:
+            raise BadRequest(f"name: at most {MAX_NAME_LENGTH} characters")
+        now = utcnow()
+        collection_id = new_id()
+        with self._db.transaction() as session:
+            session.add(
+                Collection(
+                    id=collection_id,
+                    owner_id=tenant.key_id,
+                    name=name,
+                    unknowns=unknowns,
+                    created=now,
+                    updated=now,
+                    revision=0,
+                    training=False,
+                    snapshot_version=0,
+                )
+            )
+        return collection_id
+
+    def add_enrollment(self, tenant: Tenant, collection_id: str, enrollment_id: str) -> str:
+        """Add a member (idempotent) and retrain, as the seed promises for this call."""
+        self._trainer.ensure_open()
+        with self._db.transaction() as session:
+            collection = get_owned(session, Collection, collection_id, tenant)
+            enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
+            if session.get(CollectionMember, (collection.id, enrollment.id)) is None:
+                now = utcnow()
+                session.add(
+                    CollectionMember(
+                        collection_id=collection.id, enrollment_id=enrollment.id, added=now
+                    )
+                )
+                collection.revision += 1
+                collection.updated = now
+            collection.training = True
+        self._trainer.submit(collection.id)
+        return collection.id
+
+    def delete(self, tenant: Tenant, collection_id: str) -> None:
+        """The collection, its membership list and snapshot; the enrollments themselves stay."""
+        with self._db.transaction() as session:
+            collection = get_owned(session, Collection, collection_id, tenant)
+            session.execute(
+                delete(TrainedEmbedding).where(TrainedEmbedding.collection_id == collection.id)
+            )
+            session.execute(
+                delete(CollectionMember).where(CollectionMember.collection_id == collection.id)
+            )
+            session.delete(collection)
+
+    def list(self, tenant: Tenant) -> list[CollectionView]:
+        with self._db.reading() as session:
+            collections = session.scalars(
+                select(Collection)
+                .where(Collection.owner_id == tenant.key_id)
+                .order_by(Collection.created, Collection.id)
+            ).all()
+            members: dict[str, list[str]] = {c.id: [] for c in collections}
+            rows = session.execute(
+                select(CollectionMember.collection_id, CollectionMember.enrollment_id)
+                .join(Collection, Collection.id == CollectionMember.collection_id)
+                .where(Collection.owner_id == tenant.key_id)
+                .order_by(CollectionMember.added, CollectionMember.enrollment_id)
+            ).all()
+            for collection_id, enrollment_id in rows:
+                members[collection_id].append(enrollment_id)
+            return [
+                CollectionView(
+                    id=c.id,
+                    name=c.name,
+                    enrollments=members[c.id],
+                    unknowns=c.unknowns,
+                    created=c.created,
+                    updated=c.updated,
+                    owner=c.owner_id,
+                    status=status_of(c),
+                    trained_at=c.trained_at,
+                )
+                for c in collections
+            ]

@@ -1,0 +1,88 @@
+"""All services wired together once per process (the API's app factory builds one)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from facegate.config import Settings
+from facegate.index import IndexCache
+from facegate.service.collections import Collections
+from facegate.service.detection import Detection
+from facegate.service.enrollments import Enrollments
+from facegate.service.images import FaceReader
+from facegate.service.inference import InferencePool, resolve_workers
+from facegate.service.keys import KeyStore
+from facegate.service.ports import Engine
+from facegate.service.ratelimit import RateLimiter
+from facegate.service.recognition import Recognition
+from facegate.service.spoof import SpoofChecks
+from facegate.service.training import Trainer
+from facegate.store.db import Database
+
+log = logging.getLogger("facegate.service")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    database: Database
+    keys: KeyStore
+    collections: Collections
+    enrollments: Enrollments
+    trainer: Trainer
+    recognition: Recognition
+    detection: Detection
+    spoof: SpoofChecks
+    inference: InferencePool
+    rate_limiter: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine, database: Database) -> Services:
+        reader = FaceReader(engine, settings)
+        trainer = Trainer(database)
+        return cls(
+            settings=settings,
+            engine=engine,
+            database=database,
+            keys=KeyStore(database),
+            collections=Collections(database, trainer),
+            enrollments=Enrollments(database, reader, settings),
+            trainer=trainer,
+            recognition=Recognition(
+                database, reader, settings, IndexCache(settings.index_cache_collections)
+            ),
+            detection=Detection(reader),
+            spoof=SpoofChecks(database, reader, settings),
+            inference=InferencePool(
+                resolve_workers(settings.max_concurrent_inference), settings.inference_queue_limit
+            ),
+            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        )
+
+    def start(self) -> None:
+        """Start-up chores: resume interrupted training, tell the operator about keys."""
+        resumed = self.trainer.resume_interrupted()
+        if resumed:
+            log.info("resumed interrupted training", extra={"collections": resumed})
+        if self.keys.active_count() == 0:
+            log.warning(
+                "no API key exists yet, so every request will be refused with 401; create one "
+                "with: facegate keys create NAME --data-dir %s",
+                self.settings.data_dir,
+            )
+
+    def stop(self) -> None:
+        self.inference.close()
+        self.trainer.shutdown()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether requests can be served now, and why not."""
+        if not self.engine.ready:
+            return False, "the face models are still loading"
+        try:
+            self.database.ping()
+        except Exception as exc:
+            return False, f"the store is unreachable ({type(exc).__name__})"
+        return True, "ready"

@@ -1,0 +1,137 @@
+"""Tables. Times are naive UTC (the same on SQLite and PostgreSQL); ids are opaque strings.
+
+Deleting an enrollment removes its embeddings (and their places in trained snapshots) through
+``ON DELETE CASCADE``; the service layer deletes explicitly as well, so nothing depends on a
+backend enforcing foreign keys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 64
+
+# Stable constraint names so that migrations can address them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ApiKey(Base):
+    """One API key = one tenant. Only a SHA-256 digest of the secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+
+
+class Collection(Base):
+    """A set of enrollments to identify against, and the state of its trained snapshot.
+
+    ``revision`` counts changes to what training would read (members and their embeddings);
+    ``trained_revision`` is the revision the current snapshot was taken at, so the state is
+    ``ready`` when they agree and ``stale`` when they do not. ``snapshot_version`` changes whenever
+    the snapshot's content changes, which is what in-memory indexes are keyed on.
+    """
+
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    unknowns: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    updated: Mapped[datetime] = mapped_column(DateTime())
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    trained_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    trained_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    training: Mapped[bool] = mapped_column(Boolean, default=False)
+    snapshot_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(Text, default=None)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    updated: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Embedding(Base):
+    """One face descriptor (little-endian float32 blob) per enrolled image."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_enrollment_position", "enrollment_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # The enrolled image, only when settings.store_images is on.
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    created: Mapped[datetime] = mapped_column(DateTime())
+
+
+class CollectionMember(Base):
+    __tablename__ = "collection_members"
+
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    enrollment_id: Mapped[str] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added: Mapped[datetime] = mapped_column(DateTime())
+
+
+class TrainedEmbedding(Base):
+    """The snapshot training took: which embeddings a collection identifies against."""
+
+    __tablename__ = "trained_embeddings"
+
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedding_id: Mapped[int] = mapped_column(
+        ForeignKey("embeddings.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SpoofCheck(Base):
+    """The record behind spdetect's ``key``: who asked, when, and what was answered."""
+
+    __tablename__ = "spoof_checks"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    created: Mapped[datetime] = mapped_column(DateTime())

@@ -1,0 +1,217 @@
+"""One live facegate server per test session: ``facegate serve`` in a subprocess on a free port,
+a real SQLite file in a temporary data folder, the real models, real HTTP with httpx.
+
+Keys are made the operator's way (``facegate.service.keys``) before the server starts: two
+tenants and one revoked key. Rate limiting is off. Helpers here also read the store directly
+(read-only) so tests can prove that a refused request changed nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from facegate.config import Settings
+from facegate.service.keys import create_key, revoke_key
+from tests.factories import (
+    astronaut_rgb,
+    augmented,
+    b64,
+    encode,
+    grace_hopper_rgb,
+    group_member_rgb,
+)
+
+STARTUP_TIMEOUT_S = 300
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    data_dir: Path
+    log_path: Path
+    keys: dict[str, str]  # name → secret: "alice", "bob", "revoked"
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, key: str | None = "alice", **headers: str) -> httpx.Client:
+        """A client for /v1 with the named key's x-api-key header (None: no key at all)."""
+        all_headers = dict(headers)
+        if key is not None:
+            all_headers["x-api-key"] = self.keys.get(key, key)
+        client = httpx.Client(base_url=f"{self.base_url}/v1", headers=all_headers, timeout=120)
+        self.clients.append(client)
+        return client
+
+    def store_fingerprint(self) -> str:
+        """A digest of every row of every table, read without writing."""
+        self.wait_for_training()
+        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
+        digest = hashlib.sha256()
+        with sqlite3.connect(uri, uri=True) as connection:
+            tables = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                )
+            ]
+            for table in tables:
+                digest.update(table.encode())
+                rows = connection.execute(f'SELECT * FROM "{table}"').fetchall()
+                for row in sorted(rows, key=repr):
+                    digest.update(repr(row).encode())
+        return digest.hexdigest()
+
+    def scalar(self, sql: str, *params: object) -> object:
+        """One value from a read-only query on the server's store."""
+        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
+        with sqlite3.connect(uri, uri=True) as connection:
+            return connection.execute(sql, params).fetchone()[0]
+
+    def wait_for_training(self, timeout_s: float = 30) -> None:
+        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with sqlite3.connect(uri, uri=True) as connection:
+                busy = connection.execute("SELECT count(*) FROM collections WHERE training")
+                if busy.fetchone()[0] == 0:
+                    return
+            assert time.monotonic() < deadline, "training never finished"
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(data_dir: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    environment = {**os.environ, "FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **env}
+    command = [
+        sys.executable,
+        "-m",
+        "facegate.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until(
+    process: subprocess.Popen[bytes],
+    url: str,
+    log_path: Path,
+    ready: Callable[[httpx.Response], bool],
+) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"the server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
+            )
+        try:
+            if ready(httpx.get(url, timeout=5)):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"the server did not become ready:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    data_dir = root / "data"
+    settings = Settings(data_dir=data_dir)
+    keys = {name: create_key(settings, name) for name in ("alice", "bob", "revoked")}
+    revoke_key(settings, keys["revoked"].key_id)
+    log_path = root / "server.log"
+    process, url = start_server(data_dir, log_path)
+    try:
+        wait_until(process, f"{url}/readyz", log_path, lambda r: r.status_code == 200)
+        server = LiveServer(url, data_dir, log_path, {n: k.secret for n, k in keys.items()})
+        yield server
+        for client in server.clients:
+            client.close()
+    finally:
+        exit_code = stop_server(process)
+    # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is complete.
+    log_tail = log_path.read_text()[-3000:]
+    assert exit_code in (0, -signal.SIGTERM), f"unclean shutdown ({exit_code}):\n{log_tail}"
+    assert "Application shutdown complete" in log_tail
+
+
+class Photos:
+    """Package-shipped faces, encoded once per session (each encode is a real JPEG)."""
+
+    @staticmethod
+    @cache
+    def grace(variant: int = 0) -> bytes:
+        return encode(augmented(grace_hopper_rgb(), variant))
+
+    @staticmethod
+    @cache
+    def eileen(variant: int = 0) -> bytes:
+        return encode(augmented(astronaut_rgb(), variant))
+
+    @staticmethod
+    @cache
+    def member(index: int) -> bytes:
+        return encode(group_member_rgb(index))
+
+    @staticmethod
+    @cache
+    def side_by_side() -> bytes:
+        """Grace and Eileen in one picture: two faces for all_faces."""
+        left, right = augmented(grace_hopper_rgb(), 1), augmented(astronaut_rgb(), 1)
+        height = min(left.shape[0], right.shape[0])
+        return encode(np.ascontiguousarray(np.hstack([left[:height], right[:height]])))
+
+    @staticmethod
+    @cache
+    def no_face() -> bytes:
+        gradient = np.linspace(0, 255, 240 * 320 * 3).reshape(240, 320, 3)
+        return encode(gradient.astype(np.uint8))
+
+    @staticmethod
+    def b64(data: bytes) -> str:
+        return b64(data)
+
+
+@pytest.fixture(scope="session")
+def photos() -> type[Photos]:
+    return Photos

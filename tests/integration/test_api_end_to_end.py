@@ -1,0 +1,161 @@
+"""Real faces end to end: enroll two people from three photos each (package-shipped images with
+augmentations), train, identify both from photos not enrolled, and reject a third person."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import LiveServer, Photos
+
+pytestmark = pytest.mark.integration
+
+
+def _data(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def _wait_ready(client: httpx.Client, collection_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        entry: dict[str, Any] = next(
+            c for c in _data(client.get("/collection")) if c["id"] == collection_id
+        )
+        if entry["status"] == "ready":
+            return entry
+        assert time.monotonic() < deadline, f"still {entry['status']}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def people(live: LiveServer, photos: type[Photos]) -> dict[str, str]:
+    client = live.client("alice")
+    ids = {}
+    for unknowns in (False, True):
+        ids[f"collection_{unknowns}"] = _data(
+            client.post(
+                "/collection", json={"name": f"e2e unknowns={unknowns}", "unknowns": unknowns}
+            )
+        )["collection_id"]
+    for name, photo in (("Grace Hopper", photos.grace), ("Eileen Collins", photos.eileen)):
+        body = {f"img{i}": photos.b64(photo(variant)) for i, variant in enumerate((0, 1, 2))}
+        ids[name] = _data(
+            client.post(
+                "/enroll", json={**body, "name": name, "collection_id": ids["collection_False"]}
+            )
+        )["enrollment_id"]
+        _data(
+            client.put(
+                "/collection",
+                json={"collection_id": ids["collection_True"], "enrollment_id": ids[name]},
+            )
+        )
+    _data(client.post("/train", json={"collection_id": ids["collection_False"]}))
+    for unknowns in (False, True):
+        entry = _wait_ready(client, ids[f"collection_{unknowns}"])
+        assert sorted(entry["enrollments"]) == sorted([ids["Grace Hopper"], ids["Eileen Collins"]])
+        assert entry["trained_at"] is not None
+    return ids
+
+
+@pytest.mark.parametrize("unknowns", [False, True])
+def test_each_person_is_identified_from_a_new_photo(
+    live: LiveServer, photos: type[Photos], people: dict[str, str], unknowns: bool
+) -> None:
+    client = live.client("alice")
+    # Variants 3 (mirrored, more contrast) and 5 (darker, smaller) were not enrolled.
+    for name, photo, variant in (
+        ("Grace Hopper", photos.grace, 5),
+        ("Eileen Collins", photos.eileen, 3),
+    ):
+        data = _data(
+            client.post(
+                "/identify",
+                json={
+                    "img": photos.b64(photo(variant)),
+                    "collection_id": people[f"collection_{unknowns}"],
+                    "top_k": 2,
+                },
+            )
+        )
+        assert (data["name"], data["key"]) == (name, people[name])
+        runner_up = data["candidates"][1]
+        assert runner_up["key"] != people[name]
+        assert data["score"] > 0.5 > runner_up["score"]
+        assert data["unknown_probability"] == pytest.approx(1 - data["score"])
+
+
+@pytest.mark.parametrize(("unknowns", "member"), [(False, 1), (True, 1), (False, 0)])
+def test_a_third_person_is_rejected_as_unknown(
+    live: LiveServer, photos: type[Photos], people: dict[str, str], unknowns: bool, member: int
+) -> None:
+    data = _data(
+        live.client("alice").post(
+            "/identify",
+            json={
+                "img": photos.b64(photos.member(member)),
+                "collection_id": people[f"collection_{unknowns}"],
+            },
+        )
+    )
+    assert data["name"] is None and data["key"] is None
+    assert data["unknown_probability"] > 0.5
+
+
+def test_all_faces_identifies_everyone_in_one_picture(
+    live: LiveServer, photos: type[Photos], people: dict[str, str]
+) -> None:
+    data = _data(
+        live.client("alice").post(
+            "/identify",
+            json={
+                "img": photos.b64(photos.side_by_side()),
+                "collection_id": people["collection_False"],
+                "all_faces": True,
+            },
+        )
+    )
+    assert len(data["faces"]) == 2
+    left_to_right = sorted(data["faces"], key=lambda face: face["bounding_box"][0])
+    assert [face["name"] for face in left_to_right] == ["Grace Hopper", "Eileen Collins"]
+    assert data["name"] == data["faces"][0]["name"]  # the largest face at the top level
+
+
+def test_match_accepts_the_person_and_refuses_another(
+    live: LiveServer, photos: type[Photos], people: dict[str, str]
+) -> None:
+    client = live.client("alice")
+    same = _data(
+        client.post(
+            "/match", json={"img": photos.b64(photos.grace(4)), "id": people["Grace Hopper"]}
+        )
+    )
+    other = _data(
+        client.post(
+            "/match",
+            json={
+                "img": photos.b64(photos.eileen(4)),
+                "id": people["Grace Hopper"],
+                "threshold": "0.4",
+            },
+        )
+    )
+    assert all(same[f"emb{i}_match"] for i in range(3))
+    assert not any(other[f"emb{i}_match"] for i in range(3))
+    assert min(same[f"emb{i}_score"] for i in range(3)) > max(
+        other[f"emb{i}_score"] for i in range(3)
+    )
+
+
+def test_another_tenant_cannot_identify_in_this_collection(
+    live: LiveServer, photos: type[Photos], people: dict[str, str]
+) -> None:
+    response = live.client("bob").post(
+        "/identify",
+        json={"img": photos.b64(photos.grace(5)), "collection_id": people["collection_False"]},
+    )
+    assert response.status_code == 404

@@ -1,0 +1,50 @@
+"""The shipped migrations build exactly the models' schema, with SQLite's pragmas in force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from facegate.config import Settings
+from facegate.store.db import Database
+from facegate.store.models import Base
+from facegate.store.vectors import from_blob, stack_blobs, to_blob
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path / "nested" / "dir"))
+    database.migrate()
+    with database.engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        )
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    with database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    database.ping()
+
+
+def test_vectors_round_trip_as_little_endian_float32() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(4, 128)).astype(np.float32)
+    blobs = [to_blob(v) for v in vectors]
+    assert all(len(b) == 512 for b in blobs)
+    assert np.array_equal(from_blob(blobs[2]), vectors[2])
+    assert np.array_equal(stack_blobs(blobs, 128), vectors)
+    assert stack_blobs([], 128).shape == (0, 128)
+    assert to_blob(vectors[0].astype(">f4")) == blobs[0]
