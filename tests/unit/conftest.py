@@ -43,6 +43,7 @@ class FakeEngine:
         self.loaded = True
         self.spoof_score: float | None = None  # None: no spoof model, as today
         self.embedded_faces = 0  # how much "inference" ran
+        self.embed_calls = 0  # network calls for whole enrollments
 
     @property
     def ready(self) -> bool:
@@ -100,6 +101,13 @@ class FakeEngine:
             vector[0] += 0.8 * blue / 255.0
             rows.append(vector)
         return np.asarray(rows, np.float32).reshape(-1, 128)
+
+    def embed_many(
+        self, items: Sequence[tuple[DecodedImage, DetectedFace]]
+    ) -> NDArray[np.float32]:
+        self.embed_calls += 1
+        rows = [self.embed(image, [face]) for image, face in items]
+        return np.concatenate(rows) if rows else np.zeros((0, 128), np.float32)
 
     def similarities(
         self, query: NDArray[np.float32], gallery: NDArray[np.float32]

@@ -443,3 +443,12 @@ def test_an_empty_trained_collection_knows_nobody(
         "unknown_probability": 1.0,
         "candidates": [],
     }
+
+
+def test_enrollment_images_are_embedded_in_one_network_call(
+    client: TestClient, tenants: Tenants, faces: Faces, engine: FakeEngine
+) -> None:
+    calls_before, faces_before = engine.embed_calls, engine.embedded_faces
+    _enroll(client, tenants.alice, faces, (200, 40, 40), (200, 40, 40), (200, 40, 40))
+    assert engine.embed_calls - calls_before == 1
+    assert engine.embedded_faces - faces_before == 3

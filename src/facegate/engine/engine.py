@@ -119,10 +119,16 @@ class FaceEngine:
 
     def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]:
         """One descriptor per face (rows in the order given), all faces in one network call."""
-        if not faces:
+        return self.embed_many([(image, face) for face in faces])
+
+    def embed_many(
+        self, items: Sequence[tuple[DecodedImage, DetectedFace]]
+    ) -> NDArray[np.float32]:
+        """Faces from several images (e.g. one enrollment's) embedded in a single network call."""
+        if not items:
             return np.zeros((0, 128), np.float32)
         predictor = self._shape5.get()
-        chips = np.stack([align.face_chip(image.rgb, predictor, f.box) for f in faces])
+        chips = np.stack([align.face_chip(image.rgb, predictor, f.box) for image, f in items])
         return self.embed_chips(chips)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -133,7 +133,7 @@ class Enrollments:
 
     def _faces(self, images: dict[str, bytes]) -> list[EnrolledFace]:
         decoded = self._reader.decode_all(images)
-        return [self._reader.enrollable_face(field, image) for field, image in decoded.items()]
+        return self._reader.enrollable_faces(decoded)
 
     def _add_embeddings(
         self,

@@ -109,7 +109,8 @@ class FaceReader:
         descriptor = self.engine.embed(image, faces[:1])[0]
         return faces[0], descriptor
 
-    def enrollable_face(self, field: str, image: DecodedImage) -> EnrolledFace:
+    def enrollable_face(self, field: str, image: DecodedImage) -> DetectedFace:
+        """The largest face, if it passes the enrollment quality gate."""
         faces = self.engine.detect(image)
         if not faces:
             raise NoFaceFound(f"{field}: no face found")
@@ -121,4 +122,13 @@ class FaceReader:
             )
             if problems:
                 raise PoorQualityFace(f"{field}: {'; '.join(problems)}")
-        return EnrolledFace(field, face, self.engine.embed(image, [face])[0])
+        return face
+
+    def enrollable_faces(self, images: dict[str, DecodedImage]) -> list[EnrolledFace]:
+        """Every image gated first, then all faces embedded in one network call."""
+        faces = {field: self.enrollable_face(field, image) for field, image in images.items()}
+        descriptors = self.engine.embed_many([(images[f], face) for f, face in faces.items()])
+        return [
+            EnrolledFace(field, face, descriptor)
+            for (field, face), descriptor in zip(faces.items(), descriptors, strict=True)
+        ]

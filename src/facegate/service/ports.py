@@ -33,6 +33,10 @@ class Engine(Protocol):
 
     def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]: ...
 
+    def embed_many(
+        self, items: Sequence[tuple[DecodedImage, DetectedFace]]
+    ) -> NDArray[np.float32]: ...
+
     def similarities(
         self, query: NDArray[np.float32], gallery: NDArray[np.float32]
     ) -> NDArray[np.float64]: ...
