@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+TTA = Literal["none", "flip", "multi"]
+
 EmbedBackend = Literal["onnx", "dlib"]
 
 
@@ -39,7 +41,9 @@ class Settings(BaseSettings):
 
     # Recognition.
     embed_backend: EmbedBackend = "onnx"
-    flip_tta: bool = True
+    # Test-time augmentation: "multi" (6 views: 3 zooms x mirror; most accurate), "flip"
+    # (2 views), "none" (fastest). Each has its own shipped score calibration.
+    tta: TTA = "multi"
     match_threshold: float = 0.5
     identify_threshold: float = 0.5
     unknowns_identify_threshold: float = 0.6

@@ -102,9 +102,7 @@ class FakeEngine:
             rows.append(vector)
         return np.asarray(rows, np.float32).reshape(-1, 128)
 
-    def embed_many(
-        self, items: Sequence[tuple[DecodedImage, DetectedFace]]
-    ) -> NDArray[np.float32]:
+    def embed_many(self, items: Sequence[tuple[DecodedImage, DetectedFace]]) -> NDArray[np.float32]:
         self.embed_calls += 1
         rows = [self.embed(image, [face]) for image, face in items]
         return np.concatenate(rows) if rows else np.zeros((0, 128), np.float32)

@@ -26,7 +26,7 @@ def test_distance_at_inverts_score() -> None:
 
 
 def test_shipped_calibration_has_both_configurations() -> None:
-    for key in ("flip", "plain"):
+    for key in ("none", "flip", "multi"):
         calibration = load_calibration(key)
         assert 0.3 < calibration.midpoint < 0.9
         assert calibration.slope > 0

@@ -3,19 +3,54 @@
 dlib's ResNet was trained on 150x150 chips cut by ``get_face_chip`` from its 5-point shape
 (eye corners and the base of the nose), with 25 % padding. The predictor is run inside the MTCNN
 box; the box is first mapped to the framing dlib's own detector gives, which the predictor was
-trained on (see ``mtcnn_box_to_dlib_rect``).
+trained on (see ``mtcnn_box_to_dlib_rect``; measured in BENCHMARKS.md).
+
+Test-time augmentation cuts several *views* of the same aligned face: the chip itself and
+slightly zoomed in and out (a fixed, deterministic set), each also mirrored. Averaging their
+descriptors evens out landmark noise.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dlib
 import numpy as np
 from numpy.typing import NDArray
 
+from facegate.config import TTA
+
 # Names the alignment recipe, so cached evaluation descriptors are keyed by it.
-ALIGNMENT = "shape5-top8"
+ALIGNMENT = "shape5-top8-v2"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+
+
+@dataclass(frozen=True)
+class View:
+    scale: float  # of the chip's extent: > 1 shows more around the face
+    mirrored: bool
+
+
+# Ordered so each mode's views are a prefix-free subset of the full set (see VIEW_INDEX).
+ALL_VIEWS = (
+    View(1.0, False),
+    View(1.05, False),
+    View(0.95, False),
+    View(1.0, True),
+    View(1.05, True),
+    View(0.95, True),
+)
+VIEW_INDEX: dict[str, tuple[int, ...]] = {
+    "none": (0,),
+    "flip": (0, 3),
+    "multi": (0, 1, 2, 3, 4, 5),
+}
+
+
+def views_for(mode: TTA) -> tuple[View, ...]:
+    return tuple(ALL_VIEWS[i] for i in VIEW_INDEX[mode])
 
 
 def mtcnn_box_to_dlib_rect(box: tuple[float, float, float, float]) -> dlib.rectangle:
@@ -31,12 +66,39 @@ def shape_points(shape: dlib.full_object_detection) -> NDArray[np.float32]:
     return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
 
+def face_chips(
+    rgb: NDArray[np.uint8],
+    predictor: dlib.shape_predictor,
+    box: tuple[float, float, float, float],
+    views: Sequence[View] = (View(1.0, False),),
+) -> list[NDArray[np.uint8]]:
+    """One 150x150 chip per view of the face in ``box``."""
+    shape = predictor(rgb, mtcnn_box_to_dlib_rect(box))
+    base = dlib.get_face_chip_details(shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+    scales = sorted({v.scale for v in views})
+    details = [_scaled(base, s) for s in scales]
+    chips = dict(zip(scales, dlib.extract_image_chips(rgb, details), strict=True))
+    out = []
+    for view in views:
+        chip = np.asarray(chips[view.scale], dtype=np.uint8)
+        out.append(np.ascontiguousarray(chip[:, ::-1]) if view.mirrored else chip)
+    return out
+
+
+def _scaled(details: dlib.chip_details, scale: float) -> dlib.chip_details:
+    if scale == 1.0:
+        return details
+    rect = details.rect
+    cx, cy = (rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2
+    half_w, half_h = rect.width() * scale / 2, rect.height() * scale / 2
+    scaled = dlib.drectangle(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    return dlib.chip_details(scaled, dlib.chip_dims(CHIP_SIZE, CHIP_SIZE), details.angle)
+
+
 def face_chip(
     rgb: NDArray[np.uint8], predictor: dlib.shape_predictor, box: tuple[float, float, float, float]
 ) -> NDArray[np.uint8]:
-    shape = predictor(rgb, mtcnn_box_to_dlib_rect(box))
-    chip = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-    return np.asarray(chip, dtype=np.uint8)
+    return face_chips(rgb, predictor, box)[0]
 
 
 def landmarks68(

@@ -47,9 +47,7 @@ class FaceEngine:
         self._shape68 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape68"))))
         self._embedder: Lazy[Embedder] = Lazy(self._load_embedder)
         self._spoof: Lazy[SpoofDetector] = Lazy(self._load_spoof)
-        self.calibration: ScoreCalibration = load_calibration(
-            "flip" if settings.flip_tta else "plain"
-        )
+        self.calibration: ScoreCalibration = load_calibration(settings.tta)
 
     # Loading -----------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -121,23 +119,31 @@ class FaceEngine:
         """One descriptor per face (rows in the order given), all faces in one network call."""
         return self.embed_many([(image, face) for face in faces])
 
-    def embed_many(
-        self, items: Sequence[tuple[DecodedImage, DetectedFace]]
+    def embed_many(self, items: Sequence[tuple[DecodedImage, DetectedFace]]) -> NDArray[np.float32]:
+        """Faces from several images (e.g. one enrollment's) embedded in a single network call.
+
+        Each face's descriptor is the mean over the views of the configured test-time
+        augmentation (``Settings.tta``).
+        """
+        per_view = self.embed_views(items, align.views_for(self.settings.tta))
+        mean: NDArray[np.float32] = per_view.mean(axis=1, dtype=np.float32)
+        return mean
+
+    def embed_views(
+        self, items: Sequence[tuple[DecodedImage, DetectedFace]], views: Sequence[align.View]
     ) -> NDArray[np.float32]:
-        """Faces from several images (e.g. one enrollment's) embedded in a single network call."""
+        """Descriptors of every view of every face: shape (faces, views, 128)."""
         if not items:
-            return np.zeros((0, 128), np.float32)
+            return np.zeros((0, len(views), 128), np.float32)
         predictor = self._shape5.get()
-        chips = np.stack([align.face_chip(image.rgb, predictor, f.box) for image, f in items])
-        return self.embed_chips(chips)
+        chips = np.stack(
+            [c for image, f in items for c in align.face_chips(image.rgb, predictor, f.box, views)]
+        )
+        return self.embed_chips(chips).reshape(len(items), len(views), -1)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
-        embedder = self._embedder.get()
-        if not self.settings.flip_tta:
-            return embedder.embed(chips)
-        # The mirror image is the same person: average both views in one batch.
-        both = embedder.embed(np.concatenate([chips, chips[:, :, ::-1, :]]))
-        return ((both[: len(chips)] + both[len(chips) :]) / 2).astype(np.float32)
+        """Raw network descriptors of N x 150 x 150 x 3 chips, one call."""
+        return self._embedder.get().embed(chips)
 
     def largest_face(self, image: DecodedImage) -> FaceEmbedding:
         faces = self.detect(image)

@@ -42,7 +42,7 @@ def _alternate(
 
 def _line(label: str, mine: list[float], theirs: list[float]) -> None:
     a, b = _median_ms(mine), _median_ms(theirs)
-    print(f"{label:<44} facegate {a:8.1f} ms   face_recognition {b:8.1f} ms   ratio {b / a:5.1f}x")
+    print(f"{label:<52} facegate {a:8.1f} ms   face_recognition {b:8.1f} ms   ratio {b / a:5.1f}x")
 
 
 def _group_photo_640x480(data_dir: Path) -> NDArray[np.uint8]:
@@ -69,17 +69,20 @@ def resident_memory_mb(backend: str) -> float:
 def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
     import face_recognition
 
-    engine = FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx"))
-    engine.warm_up()
-    plain = FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx", flip_tta=False))
-    plain.warm_up()
+    engines = {
+        mode: FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx", tta=mode))
+        for mode in ("none", "flip", "multi")
+    }
+    for engine in engines.values():
+        engine.warm_up()
+    detector = engines["none"]
     print(f"facegate bench: {repeats} alternating repeats, single-threaded, medians\n")
 
     group = _group_photo_640x480(data_dir)
     _line(
         "detect, 640x480 group photo (6 faces)",
         *_alternate(
-            lambda: engine.detect(_decoded(group), quality=False),
+            lambda: detector.detect(_decoded(group), quality=False),
             lambda: face_recognition.face_locations(group),
             repeats,
         ),
@@ -87,34 +90,21 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
 
     lfw_path = data_dir / "lfw" / "lfw-deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
     lfw_bytes = lfw_path.read_bytes()
-    lfw_rgb = engine.decode(lfw_bytes).rgb
-    face = engine.detect(engine.decode(lfw_bytes))[0]
+    decoded = detector.decode(lfw_bytes)
+    face = detector.detect(decoded)[0]
     x1, y1, x2, y2 = (round(c) for c in face.box)
     location = [(y1, x2, y2, x1)]
-    decoded = engine.decode(lfw_bytes)
-    _line(
-        "one embedding (align + net, no flip)",
-        *_alternate(
-            lambda: plain.embed(decoded, [face]),
-            lambda: face_recognition.face_encodings(lfw_rgb, location),
-            repeats,
-        ),
-    )
-    _line(
-        "one embedding (align + net + flip TTA)",
-        *_alternate(
-            lambda: engine.embed(decoded, [face]),
-            lambda: face_recognition.face_encodings(lfw_rgb, location),
-            repeats,
-        ),
-    )
+    for mode, engine in engines.items():
+        _line(
+            f"one embedding (align + net), tta={mode}",
+            *_alternate(
+                lambda engine=engine: engine.embed(decoded, [face]),  # type: ignore[misc]
+                lambda: face_recognition.face_encodings(decoded.rgb, location),
+                repeats,
+            ),
+        )
 
-    reference = engine.largest_face(decoded).descriptor
-    peer_reference = face_recognition.face_encodings(lfw_rgb)[0]
-
-    def ours_match() -> float:
-        image = engine.decode(lfw_bytes)
-        return engine.similarity(engine.largest_face(image).descriptor, reference)
+    peer_reference = face_recognition.face_encodings(decoded.rgb)[0]
 
     def peer_match() -> float:
         import io
@@ -125,7 +115,19 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
         encodings = face_recognition.face_encodings(rgb)
         return float(face_recognition.face_distance([peer_reference], encodings[0])[0])
 
-    _line("whole match path, 250x250 LFW image", *_alternate(ours_match, peer_match, repeats))
+    for mode, engine in engines.items():
+        reference = engine.largest_face(decoded).descriptor
+
+        def ours_match(
+            engine: FaceEngine = engine, reference: NDArray[np.float32] = reference
+        ) -> float:
+            image = engine.decode(lfw_bytes)
+            return engine.similarity(engine.largest_face(image).descriptor, reference)
+
+        _line(
+            f"whole match path, 250x250 LFW image, tta={mode}",
+            *_alternate(ours_match, peer_match, repeats),
+        )
     print()
     for backend in ("onnx", "dlib"):
         print(

@@ -19,7 +19,7 @@ def run_parity(data_dir: Path, *, faces: int = 500) -> int:
     lfw_dir = data_dir / "lfw" if (data_dir / "lfw").is_dir() else data_dir
     paths = sorted((lfw_dir / "lfw-deepfunneled").glob("*/*.jpg"))
     paths = paths[:: max(1, len(paths) // faces)][:faces]
-    engine = FaceEngine(Settings(embed_backend="onnx", flip_tta=False, intra_op_threads=1))
+    engine = FaceEngine(Settings(embed_backend="onnx", tta="none", intra_op_threads=1))
     engine.warm_up()
     reference = DlibEmbedder(dlib_model_path("resnet"))
     predictor = engine._shape5.get()  # the same chips go to both networks
