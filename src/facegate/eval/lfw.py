@@ -53,36 +53,53 @@ def facegate_descriptors(
     name = f"lfw-{settings.embed_backend}-views-{ALIGNMENT}.npz"
     cache = settings.data_dir / "eval-cache" / name
     return cached_run(
-        cache, paths, lambda: _compute_descriptors(lfw_dir, paths, settings, progress)
+        cache, paths, lambda todo: _compute_descriptors(lfw_dir, todo, settings, progress)
     )
 
 
 def cached_run(
-    cache: Path, paths: list[str], compute: Callable[[], DescriptorRun]
+    cache: Path, paths: list[str], compute: Callable[[list[str]], DescriptorRun]
 ) -> DescriptorRun:
-    """A descriptor run from its cache file when that covers every path, else computed and saved."""
+    """Descriptors of ``paths``: those in the cache file are reused, the rest computed and added.
+
+    Timings are those of the images computed in the run that produced each descriptor.
+    """
+    known = DescriptorRun({})
     if cache.exists():
         with np.load(cache, allow_pickle=False) as stored:
-            cached = dict(zip(stored["paths"].tolist(), stored["descriptors"], strict=True))
-            if all(p in cached for p in paths):
-                print(f"  (descriptors and timings from the cache {cache})")
-                return DescriptorRun(
-                    {p: cached[p] for p in paths},
-                    [p for p in stored["relaxed"].tolist() if p in paths],
-                    [p for p in stored["fallback"].tolist() if p in paths],
-                    stored["seconds"].tolist(),
-                )
-    run = compute()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        cache,
-        paths=np.array(list(run.descriptors)),
-        descriptors=np.stack(list(run.descriptors.values())),
-        relaxed=np.array(run.relaxed, dtype=str),
-        fallback=np.array(run.fallback, dtype=str),
-        seconds=np.array(run.seconds),
+            stored_paths = stored["paths"].tolist()
+            known = DescriptorRun(
+                dict(zip(stored_paths, stored["descriptors"], strict=True)),
+                stored["relaxed"].tolist(),
+                stored["fallback"].tolist(),
+                stored["seconds"].tolist(),
+            )
+    todo = [p for p in paths if p not in known.descriptors]
+    if todo:
+        print(f"  {len(paths) - len(todo)} images from the cache {cache}, {len(todo)} to compute")
+        fresh = compute(todo)
+        known.descriptors.update(fresh.descriptors)
+        known.relaxed += fresh.relaxed
+        known.fallback += fresh.fallback
+        known.seconds += fresh.seconds
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            paths=np.array(list(known.descriptors)),
+            descriptors=np.stack(list(known.descriptors.values())),
+            relaxed=np.array(known.relaxed, dtype=str),
+            fallback=np.array(known.fallback, dtype=str),
+            seconds=np.array(known.seconds),
+        )
+    else:
+        print(f"  (all {len(paths)} images from the cache {cache})")
+    wanted = set(paths)
+    return DescriptorRun(
+        {p: known.descriptors[p] for p in paths},
+        [p for p in known.relaxed if p in wanted],
+        [p for p in known.fallback if p in wanted],
+        known.seconds,
     )
-    return run
 
 
 def _compute_descriptors(
@@ -199,7 +216,7 @@ def run_lfw(
         from facegate.eval.peer import peer_descriptors
 
         peer_cache = settings.data_dir / "eval-cache" / "lfw-face_recognition-1.3.0.npz"
-        peer_run = cached_run(peer_cache, paths, lambda: peer_descriptors(lfw_dir, paths))
+        peer_run = cached_run(peer_cache, paths, lambda todo: peer_descriptors(lfw_dir, todo))
         _describe_run("face_recognition 1.3.0", peer_run, pairs)
         # face_recognition's own rule: the same person when distance <= tolerance (0.6).
         peer_scores = -pair_distances(pairs, peer_run.descriptors)
