@@ -52,18 +52,23 @@ def _group_photo_640x480(data_dir: Path) -> NDArray[np.uint8]:
     return np.asarray(image.resize((640, 480), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def resident_memory_mb(backend: str) -> float:
-    """RSS of a fresh process after loading every model (run in a child to start clean)."""
+def resident_memory_mb(backend: str) -> tuple[float, float]:
+    """Resident and peak memory (MB) of a fresh process once every model is loaded and used.
+
+    Measured in a child process so nothing of this one's counts.
+    """
     code = (
         "import resource, numpy as np\n"
         "from facegate.config import Settings\n"
         "from facegate.engine.engine import FaceEngine\n"
         f"e = FaceEngine(Settings(embed_backend={backend!r}, intra_op_threads=1)); e.warm_up()\n"
         "e.embed_chips(np.zeros((1, 150, 150, 3), np.uint8))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
+        "print(int(rss) / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    resident, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(resident), float(peak)
 
 
 def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
@@ -130,9 +135,10 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
         )
     print()
     for backend in ("onnx", "dlib"):
+        resident, peak = resident_memory_mb(backend)
         print(
-            f"resident memory, all models loaded ({backend} backend): "
-            f"{resident_memory_mb(backend):.0f} MB"
+            f"memory with every model loaded ({backend} backend): resident {resident:.0f} MB, "
+            f"peak {peak:.0f} MB"
         )
     return 0
 
