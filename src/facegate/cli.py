@@ -72,6 +72,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             limit=args.limit,
             peer=args.peer,
             backend=args.backend,
+            tta=args.tta,
         )
     if args.eval_command == "calibrate":
         from facegate.eval.lfw import run_calibrate
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     lfw.add_argument("--limit", type=int, default=0, help="use only the first N pairs per fold")
     lfw.add_argument("--peer", action="store_true", help="also measure face_recognition 1.3.0")
     lfw.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")
+    lfw.add_argument(
+        "--tta", choices=["none", "flip", "multi"], help="only this TTA mode (default: all)"
+    )
     calibrate = eval_sub.add_parser("calibrate", help="fit the score curve on LFW DevTrain")
     calibrate.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
     calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")

@@ -39,22 +39,30 @@ class DescriptorRun:
     relaxed: list[str] = field(default_factory=list)  # found only by the relaxed detector
     fallback: list[str] = field(default_factory=list)  # no face at all: centre box used
     seconds: list[float] = field(default_factory=list)
+    views: tuple[int, ...] = VIEW_INDEX["multi"]  # which of ALL_VIEWS the rows hold
 
     def mode(self, tta: TTA) -> dict[str, NDArray[np.float32]]:
         """Descriptors as the engine computes them in one TTA mode."""
-        rows = list(VIEW_INDEX[tta])
+        rows = [self.views.index(i) for i in VIEW_INDEX[tta]]
         return {p: d[rows].mean(axis=0) for p, d in self.descriptors.items()}
 
 
 def facegate_descriptors(
-    lfw_dir: Path, paths: list[str], settings: Settings, progress: bool = True
+    lfw_dir: Path,
+    paths: list[str],
+    settings: Settings,
+    progress: bool = True,
+    views: tuple[int, ...] = VIEW_INDEX["multi"],
 ) -> DescriptorRun:
-    """All-view descriptors of the labelled face of each image, cached per backend."""
-    name = f"lfw-{settings.embed_backend}-views-{ALIGNMENT}.npz"
+    """Per-view descriptors of the labelled face of each image, cached per backend and views."""
+    suffix = "" if views == VIEW_INDEX["multi"] else "-" + "".join(map(str, views))
+    name = f"lfw-{settings.embed_backend}-views{suffix}-{ALIGNMENT}.npz"
     cache = settings.data_dir / "eval-cache" / name
-    return cached_run(
-        cache, paths, lambda todo: _compute_descriptors(lfw_dir, todo, settings, progress)
+    run = cached_run(
+        cache, paths, lambda todo: _compute_descriptors(lfw_dir, todo, settings, progress, views)
     )
+    run.views = views
+    return run
 
 
 def cached_run(
@@ -103,7 +111,7 @@ def cached_run(
 
 
 def _compute_descriptors(
-    lfw_dir: Path, paths: list[str], settings: Settings, progress: bool
+    lfw_dir: Path, paths: list[str], settings: Settings, progress: bool, views: tuple[int, ...]
 ) -> DescriptorRun:
     engine = FaceEngine(settings)
     relaxed_engine = FaceEngine(
@@ -122,7 +130,8 @@ def _compute_descriptors(
         if face is None:
             box = central_box(image.width, image.height)
             face = DetectedFace(box, 0.0, np.zeros((5, 2), np.float32))
-        run.descriptors[rel] = engine.embed_views([(image, face)], ALL_VIEWS)[0]
+        chosen = [ALL_VIEWS[i] for i in views]
+        run.descriptors[rel] = engine.embed_views([(image, face)], chosen)[0]
         run.seconds.append(time.perf_counter() - start)
         if progress and (index + 1) % 500 == 0:
             print(f"  facegate: {index + 1}/{len(paths)} images", flush=True)
@@ -193,8 +202,16 @@ def _describe_run(label: str, run: DescriptorRun, pairs: list[Pair]) -> None:
 
 
 def run_lfw(
-    data_dir: Path, *, folds: int = 10, limit: int = 0, peer: bool = False, backend: str = "onnx"
+    data_dir: Path,
+    *,
+    folds: int = 10,
+    limit: int = 0,
+    peer: bool = False,
+    backend: str = "onnx",
+    tta: TTA | None = None,
 ) -> int:
+    """LFW figures for every TTA mode, or only ``tta`` (computing only its views: with the slow
+    dlib backend, ``--tta none`` is the affordable parity check)."""
     lfw_dir = _lfw_dir(data_dir)
     pairs = [p for p in read_pairs(lfw_dir / "pairs.txt", limit or None) if p.fold < folds]
     paths = _unique_paths(pairs)
@@ -203,11 +220,13 @@ def run_lfw(
         f"LFW: {len(pairs)} pairs ({sum(p.same for p in pairs)} matched) over {len(paths)} "
         f"images; backend {backend}; alignment {ALIGNMENT}"
     )
-    run = facegate_descriptors(lfw_dir, paths, settings)
+    modes = MODES if tta is None else (tta,)
+    views = tuple(sorted({i for mode in modes for i in VIEW_INDEX[mode]}))
+    run = facegate_descriptors(lfw_dir, paths, settings, views=views)
     _describe_run("facegate", run, pairs)
     if run.fallback:
         print(f"[facegate] centre-box images: {', '.join(run.fallback)}")
-    for mode in MODES:
+    for mode in modes:
         calibration = load_calibration(mode)
         scores = calibration.score(pair_distances(pairs, run.mode(mode)))
         fixed = [("score 0.4", 0.4), ("score 0.5", 0.5)]
