@@ -114,3 +114,32 @@ def test_engine_is_usable_from_many_threads(engine: FaceEngine) -> None:
         thread.join()
     assert not errors
     assert all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def test_tta_views_are_deterministic_and_consistent(engine: FaceEngine) -> None:
+    from facegate.engine import align
+
+    image = engine.decode(encode(grace_hopper_rgb()))
+    face = engine.detect(image)[0]
+    views = engine.embed_views([(image, face)], align.ALL_VIEWS)
+    assert views.shape == (1, 6, 128)
+    again = engine.embed_views([(image, face)], align.ALL_VIEWS)
+    assert np.array_equal(views, again)
+    # The mean over the configured mode's views is what embed() returns.
+    rows = list(align.VIEW_INDEX[engine.settings.tta])
+    assert np.allclose(engine.embed(image, [face])[0], views[0, rows].mean(axis=0), atol=1e-6)
+    # Every view is the same person: all pairwise distances stay well inside the match region.
+    spread = np.linalg.norm(views[0][:, None] - views[0][None], axis=-1).max()
+    assert spread < engine.calibration.distance_at(0.9)
+
+
+def test_mirrored_view_is_the_mirror_of_the_chip(engine: FaceEngine) -> None:
+    from facegate.engine import align
+
+    rgb = grace_hopper_rgb()
+    face = engine.detect(engine.decode(encode(rgb)))[0]
+    predictor = engine._shape5.get()
+    plain, mirrored = align.face_chips(
+        rgb, predictor, face.box, [align.View(1.0, False), align.View(1.0, True)]
+    )
+    assert np.array_equal(mirrored, plain[:, ::-1])
