@@ -135,11 +135,14 @@ class FaceEngine:
         """Descriptors of every view of every face: shape (faces, views, 128)."""
         if not items:
             return np.zeros((0, len(views), 128), np.float32)
-        predictor = self._shape5.get()
-        chips = np.stack(
-            [c for image, f in items for c in align.face_chips(image.rgb, predictor, f.box, views)]
-        )
+        chips = np.stack([c for image, f in items for c in self.face_chips(image, f, views)])
         return self.embed_chips(chips).reshape(len(items), len(views), -1)
+
+    def face_chips(
+        self, image: DecodedImage, face: DetectedFace, views: Sequence[align.View]
+    ) -> list[NDArray[np.uint8]]:
+        """The aligned 150x150 chips the descriptor network sees, one per view."""
+        return align.face_chips(image.rgb, self._shape5.get(), face.box, views)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Raw network descriptors of N x 150 x 150 x 3 chips, one call."""

@@ -12,6 +12,7 @@ from facegate.engine import align
 from facegate.engine.embed import DlibEmbedder
 from facegate.engine.engine import FaceEngine
 from facegate.engine.models import dlib_model_path
+from facegate.engine.types import DetectedFace
 from facegate.eval.lfw_data import central_box, labelled_face
 
 
@@ -22,13 +23,14 @@ def run_parity(data_dir: Path, *, faces: int = 500) -> int:
     engine = FaceEngine(Settings(embed_backend="onnx", tta="none", intra_op_threads=1))
     engine.warm_up()
     reference = DlibEmbedder(dlib_model_path("resnet"))
-    predictor = engine._shape5.get()  # the same chips go to both networks
     cosines, onnx_s, dlib_s = [], [], []
     for path in paths:
         image = engine.decode(path.read_bytes())
         face = labelled_face(engine.detect(image, quality=False), image.width, image.height)
         box = face.box if face else central_box(image.width, image.height)
-        chip = align.face_chip(image.rgb, predictor, box)[np.newaxis]
+        detected = face or DetectedFace(box, 0.0, np.zeros((5, 2), np.float32))
+        # The same chip goes to both networks.
+        chip = np.stack(engine.face_chips(image, detected, [align.View(1.0, False)]))
         start = time.perf_counter()
         ours = engine.embed_chips(chip)[0]
         onnx_s.append(time.perf_counter() - start)
