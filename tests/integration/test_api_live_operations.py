@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -27,11 +28,18 @@ def test_health_readiness_docs_and_metrics(live: LiveServer) -> None:
     assert "facegate_http_request_duration_seconds_bucket" in metrics
 
 
-def test_request_log_lines_are_json(live: LiveServer) -> None:
-    live.client("alice").get("/collection", headers={"x-request-id": "trace-me-1"})
+def _traced_requests(live: LiveServer, request_id: str) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in live.log_text().splitlines() if line.startswith("{")]
     requests = [entry for entry in lines if entry.get("logger") == "facegate.request"]
-    traced = [entry for entry in requests if entry["request_id"] == "trace-me-1"]
+    return [entry for entry in requests if entry["request_id"] == request_id]
+
+
+def test_request_log_lines_are_json(live: LiveServer) -> None:
+    live.client("alice").get("/collection", headers={"x-request-id": "trace-me-1"})
+    # The line is written once the response has gone out, so it may trail the client a little.
+    deadline = time.monotonic() + 10
+    while not (traced := _traced_requests(live, "trace-me-1")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(traced) == 1
     assert traced[0]["status"] == 200 and traced[0]["route"] == "/v1/collection"
     assert isinstance(traced[0]["duration_ms"], float)
