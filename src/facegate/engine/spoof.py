@@ -10,7 +10,6 @@ Run time needs numpy, OpenCV, onnx and onnxruntime only: no PyTorch, no download
 from __future__ import annotations
 
 import math
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.config import Settings
+from facegate.engine.models import intra_op_threads
 from facegate.engine.types import DetectedFace
 from facegate.errors import BadRequest, ModelMissing
 from facegate.spoof.model import SpoofModel
@@ -81,12 +81,4 @@ def load_spoof_detector(settings: Settings, path: Path | None = None) -> SpoofDe
         model = SpoofModel.load(path)
     except (OSError, KeyError, ValueError) as exc:
         raise ModelMissing(f"the spoof model file {path} is unreadable: {exc}") from exc
-    return SpoofDetector(model, _threads(settings))
-
-
-def _threads(settings: Settings) -> int:
-    # The engine's rule for its own sessions: the cores shared among concurrent requests.
-    if settings.intra_op_threads > 0:
-        return settings.intra_op_threads
-    concurrent = max(1, settings.max_concurrent_inference or 1)
-    return max(1, (os.cpu_count() or 1) // concurrent)
+    return SpoofDetector(model, intra_op_threads(settings))
