@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facegate.config import Settings
 from facegate.engine.engine import FaceEngine
@@ -45,6 +46,36 @@ def test_finds_all_six_people_in_the_group_photo(engine: FaceEngine) -> None:
     assert len(faces) == 6
     areas = [f.area for f in faces]
     assert areas == sorted(areas, reverse=True)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_largest_only_finds_the_same_largest_face(engine: FaceEngine) -> None:
+    for image in (engine.decode(group_photo_bytes()), engine.decode(encode(grace_hopper_rgb()))):
+        everyone = engine.detect(image)
+        largest = engine.detect(image, largest_only=True)
+        assert len(largest) == 1
+        assert _iou(largest[0].box, everyone[0].box) > 0.9
+        assert largest[0].quality is not None
+
+
+def test_largest_only_falls_back_to_small_faces(engine: FaceEngine) -> None:
+    # One face far smaller than a fifth of the image: the coarse pass finds nothing.
+    face = engine.decode(encode(grace_hopper_rgb()))
+    small = np.asarray(
+        Image.fromarray(face.rgb).resize((face.width // 8, face.height // 8)), np.uint8
+    )
+    canvas = np.full((small.shape[0] * 6, small.shape[1] * 6, 3), 128, np.uint8)
+    canvas[: small.shape[0], : small.shape[1]] = small
+    image = engine.decode(encode(canvas))
+    everyone = engine.detect(image)
+    assert len(everyone) == 1
+    assert [f.box for f in engine.detect(image, largest_only=True)] == [everyone[0].box]
 
 
 def test_detection_is_deterministic(engine: FaceEngine) -> None:

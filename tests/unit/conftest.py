@@ -58,7 +58,12 @@ class FakeEngine:
         )
 
     def detect(
-        self, image: DecodedImage, *, landmarks68: bool = False, quality: bool = True
+        self,
+        image: DecodedImage,
+        *,
+        landmarks68: bool = False,
+        quality: bool = True,
+        largest_only: bool = False,
     ) -> list[DetectedFace]:
         size = image.height
         faces = []
@@ -87,7 +92,7 @@ class FakeEngine:
                     quality=FaceQuality(eyes, 100.0, 0.0, 0.0, float(size)) if quality else None,
                 )
             )
-        return faces
+        return faces[:1] if largest_only else faces
 
     def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]:
         self.embedded_faces += len(faces)

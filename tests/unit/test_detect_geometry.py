@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
-from facegate.engine.detect import _apply_regression, _crops, _nms, _pyramid_scales, _square
+from facegate.engine.detect import (
+    CASCADE_BATCH,
+    _apply_regression,
+    _crops,
+    _nms,
+    _pyramid_scales,
+    _run_batched,
+    _square,
+)
 
 
 def test_pyramid_starts_at_min_face_and_stops_at_cell_size() -> None:
@@ -49,3 +59,43 @@ def test_crops_pad_outside_the_image_with_zeros() -> None:
     batch = _crops(image, np.array([[-10, -10, 9, 9, 1.0]], np.float32), 24)
     assert batch.shape == (1, 3, 24, 24)
     assert batch[0, :, 0, 0].sum() == 0 and batch[0, :, -1, -1].sum() == 3
+
+
+def test_crops_match_a_zero_padded_cut_inside_across_and_outside_the_border() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((40, 50, 3)).astype(np.float32)
+    padded = np.zeros((140, 150, 3), np.float32)
+    padded[50:90, 50:100] = image
+    boxes = np.array(
+        [[5, 6, 24, 30, 1], [-8, 30, 15, 52, 1], [40, -5, 60, 12, 1], [70, 70, 90, 90, 1]],
+        np.float32,
+    )
+    batch = _crops(image, boxes, 24)
+    for crop, (x1, y1, x2, y2) in zip(batch, boxes[:, :4].astype(int), strict=True):
+        if x1 >= 50 or y1 >= 40:  # wholly outside: an all-zero crop
+            assert not crop.any()
+            continue
+        cut = padded[y1 + 50 : y2 + 51, x1 + 50 : x2 + 51]
+        expected = cv2.resize(cut, (24, 24), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+        assert np.array_equal(crop, expected)
+
+
+class _RecordingSession:
+    """Stands in for an ONNX Runtime session: two outputs computed per crop."""
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+
+    def run(self, _: None, feeds: dict[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+        crops = feeds["image"]
+        self.batch_sizes.append(len(crops))
+        return [crops.sum(axis=(1, 2, 3))[:, None], crops.max(axis=(2, 3))]
+
+
+def test_cascade_stages_run_in_batches_and_keep_crop_order() -> None:
+    crops = np.random.default_rng(4).standard_normal((37, 3, 24, 24)).astype(np.float32)
+    session = _RecordingSession()
+    sums, maxima = _run_batched(session, crops)  # type: ignore[arg-type]
+    assert session.batch_sizes == [CASCADE_BATCH, CASCADE_BATCH, 37 - 2 * CASCADE_BATCH]
+    assert np.array_equal(sums[:, 0], crops.sum(axis=(1, 2, 3)))
+    assert np.array_equal(maxima, crops.max(axis=(2, 3)))

@@ -22,6 +22,13 @@ FloatArray = NDArray[np.float32]
 PNET_CELL = 12
 PNET_STRIDE = 2
 PYRAMID_FACTOR = 0.709
+# R-Net and O-Net crops run in batches of this many: the whole set of a large image (hundreds of
+# crops) makes activations of tens of MB that spill out of the CPU caches, and one crop per call
+# pays the call overhead each time; 16 was fastest on R-Net and O-Net (BENCHMARKS.md).
+CASCADE_BATCH = 16
+# The coarse first pass of a largest-face search looks for faces at least this fraction of the
+# image's shorter side (see MTCNNDetector.detect and BENCHMARKS.md).
+LARGEST_FACE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -42,28 +49,49 @@ class MTCNNDetector:
         self.config = config
 
     def detect(
-        self, rgb: NDArray[np.uint8], min_face_size: int | None = None
+        self,
+        rgb: NDArray[np.uint8],
+        min_face_size: int | None = None,
+        *,
+        largest_only: bool = False,
     ) -> list[DetectedFace]:
-        """All faces in an RGB image, largest first."""
+        """All faces in an RGB image, largest first; with ``largest_only``, just the first.
+
+        The largest face alone is searched for coarse-to-fine: first only for faces of at least
+        LARGEST_FACE_FRACTION of the image's shorter side, whose pyramid costs a fraction of
+        the full one, and over the full pyramid only when that finds nothing.
+        """
         height, width = rgb.shape[:2]
         if min(height, width) < PNET_CELL:
             return []
         normalized = (rgb.astype(np.float32) - 127.5) * (1.0 / 128.0)
         min_size = max(PNET_CELL, min_face_size or self.config.min_face_size)
-        boxes = self._propose(normalized, min_size)
+        scales = _pyramid_scales(height, width, min_size)
+        if largest_only:
+            # The coarse pass runs the tail of the same pyramid, so a large face is proposed
+            # from exactly the windows the full search would use.
+            coarsest_face = min(height, width) * LARGEST_FACE_FRACTION
+            coarse = [s for s in scales if s * coarsest_face <= PNET_CELL]
+            faces = self._cascade(normalized, coarse) if len(coarse) < len(scales) else []
+            return (faces or self._cascade(normalized, scales))[:1]
+        return self._cascade(normalized, scales)
+
+    def _cascade(self, image: FloatArray, scales: list[float]) -> list[DetectedFace]:
+        boxes = self._propose(image, scales)
         if len(boxes):
-            boxes = self._refine(normalized, boxes)
+            boxes = self._refine(image, boxes)
         if not len(boxes):
             return []
-        boxes, points = self._output(normalized, boxes)
+        boxes, points = self._output(image, boxes)
+        height, width = image.shape[:2]
         faces = [_to_face(box, pts, width, height) for box, pts in zip(boxes, points, strict=True)]
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
     # Stage 1: P-Net over the pyramid.
-    def _propose(self, image: FloatArray, min_size: int) -> FloatArray:
+    def _propose(self, image: FloatArray, scales: list[float]) -> FloatArray:
         height, width = image.shape[:2]
         per_scale = []
-        for scale in _pyramid_scales(height, width, min_size):
+        for scale in scales:
             h, w = math.ceil(height * scale), math.ceil(width * scale)
             scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
             batch = scaled.transpose(2, 0, 1)[np.newaxis]
@@ -81,7 +109,7 @@ class MTCNNDetector:
     # Stage 2: R-Net on 24x24 crops.
     def _refine(self, image: FloatArray, boxes: FloatArray) -> FloatArray:
         crops = _crops(image, boxes, 24)
-        regression, probability = self._rnet.run(None, {"image": crops})
+        regression, probability = _run_batched(self._rnet, crops)
         keep = probability[:, 1] > self.config.thresholds[1]
         boxes = boxes[keep].copy()
         boxes[:, 4] = probability[keep, 1]
@@ -92,7 +120,7 @@ class MTCNNDetector:
     # Stage 3: O-Net on 48x48 crops, with the 5 points.
     def _output(self, image: FloatArray, boxes: FloatArray) -> tuple[FloatArray, FloatArray]:
         crops = _crops(image, boxes, 48)
-        regression, points, probability = self._onet.run(None, {"image": crops})
+        regression, points, probability = _run_batched(self._onet, crops)
         keep = probability[:, 1] > self.config.thresholds[2]
         boxes, points, regression = boxes[keep].copy(), points[keep], regression[keep]
         boxes[:, 4] = probability[keep, 1]
@@ -104,6 +132,15 @@ class MTCNNDetector:
         keep_idx = _nms(boxes, 0.7, by_min=True)
         pts = np.stack([xs, ys], axis=-1)[keep_idx]
         return boxes[keep_idx], pts.astype(np.float32)
+
+
+def _run_batched(session: ort.InferenceSession, crops: FloatArray) -> list[FloatArray]:
+    """The network's outputs for all crops, run CASCADE_BATCH crops at a time."""
+    parts = [
+        session.run(None, {"image": crops[start : start + CASCADE_BATCH]})
+        for start in range(0, len(crops), CASCADE_BATCH)
+    ]
+    return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
 
 def _pyramid_scales(height: int, width: int, min_size: int) -> list[float]:
@@ -188,23 +225,21 @@ def _square(boxes: FloatArray) -> FloatArray:
 def _crops(image: FloatArray, boxes: FloatArray, size: int) -> FloatArray:
     """Each box cut from the image (zero outside it) and resized to size x size, as NCHW."""
     height, width = image.shape[:2]
-    batch = np.zeros((len(boxes), 3, size, size), np.float32)
+    batch = np.zeros((len(boxes), size, size, 3), np.float32)
     for i, (x1f, y1f, x2f, y2f) in enumerate(boxes[:, 0:4]):
         x1, y1, x2, y2 = int(x1f), int(y1f), int(x2f), int(y2f)
         bw, bh = x2 - x1 + 1, y2 - y1 + 1
-        if bw <= 1 or bh <= 1:
-            continue
-        patch = np.zeros((bh, bw, 3), np.float32)
         sx1, sy1 = max(x1, 0), max(y1, 0)
         sx2, sy2 = min(x2, width - 1), min(y2, height - 1)
-        if sx2 < sx1 or sy2 < sy1:
+        if bw <= 1 or bh <= 1 or sx2 < sx1 or sy2 < sy1:
             continue
-        patch[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = image[
-            sy1 : sy2 + 1, sx1 : sx2 + 1
-        ]
-        resized = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
-        batch[i] = resized.transpose(2, 0, 1)
-    return batch
+        patch = image[sy1 : sy2 + 1, sx1 : sx2 + 1]
+        if (sx1, sy1, sx2, sy2) != (x1, y1, x2, y2):  # reaches past the border: pad with zeros
+            padded = np.zeros((bh, bw, 3), np.float32)
+            padded[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = patch
+            patch = padded
+        cv2.resize(patch, (size, size), dst=batch[i], interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
 def _to_face(box: FloatArray, points: FloatArray, width: int, height: int) -> DetectedFace:

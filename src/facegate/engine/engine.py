@@ -98,10 +98,19 @@ class FaceEngine:
         )
 
     def detect(
-        self, image: DecodedImage, *, landmarks68: bool = False, quality: bool = True
+        self,
+        image: DecodedImage,
+        *,
+        landmarks68: bool = False,
+        quality: bool = True,
+        largest_only: bool = False,
     ) -> list[DetectedFace]:
-        """All faces, largest first, each with quality figures and, on request, 68 points."""
-        faces = self._detector.get().detect(image.rgb)
+        """All faces (or only the largest), largest first, with quality and, on request, 68 points.
+
+        ``largest_only`` is faster than taking the first of all faces: the detector searches
+        coarse-to-fine and stops when it has found a large face.
+        """
+        faces = self._detector.get().detect(image.rgb, largest_only=largest_only)
         if quality:
             faces = [
                 replace(f, quality=estimate_quality(image.rgb, f.box, f.points)) for f in faces
@@ -148,7 +157,7 @@ class FaceEngine:
         return self._embedder.get().embed(chips)
 
     def largest_face(self, image: DecodedImage) -> FaceEmbedding:
-        faces = self.detect(image)
+        faces = self.detect(image, largest_only=True)
         if not faces:
             raise NoFaceFound("no face found in the image")
         descriptor = self.embed(image, faces[:1])[0]

@@ -54,8 +54,16 @@ class _GraphBuilder:
         )
 
     def prelu(self, x: str, alpha: NDArray[np.float32], spatial: bool = True) -> str:
+        # Written as relu(x) - a * relu(-x) rather than ONNX's PRelu: ONNX Runtime runs PRelu
+        # outside its blocked (NCHWc) convolution layout, paying two layout reorders per use,
+        # which made PRelu cost as much as the convolutions; this form folds its first Relu into
+        # the Conv before it and stays in the blocked layout. The outputs are bit-identical
+        # (tests/unit/test_mtcnn_graphs.py).
         slope = alpha.reshape(-1, 1, 1) if spatial else alpha.reshape(-1)
-        return self.op("PRelu", [x, self.const(slope.astype(np.float32))])
+        positive = self.op("Relu", [x])
+        negative = self.op("Relu", [self.op("Neg", [x])])
+        scaled = self.op("Mul", [negative, self.const(-slope.astype(np.float32))])
+        return self.op("Add", [positive, scaled])
 
     def max_pool(self, x: str, size: int, stride: int, same: bool) -> str:
         # Keras "same" pads at the end only, which is ONNX's SAME_UPPER.
@@ -74,9 +82,9 @@ class _GraphBuilder:
     def keras_flatten(self, x: str) -> str:
         return self.op("Flatten", [self.op("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
 
-    def model(self, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str]) -> onnx.ModelProto:
-        rank = 4 if self.name == "pnet" else 2
-        ranks = dict.fromkeys(outputs, rank)
+    def model(
+        self, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str], output_rank: int
+    ) -> onnx.ModelProto:
         for public, internal in outputs.items():
             self.nodes.append(helper.make_node("Identity", [internal], [public]))
         graph = helper.make_graph(
@@ -84,8 +92,8 @@ class _GraphBuilder:
             self.name,
             inputs,
             [
-                helper.make_tensor_value_info(n, TensorProto.FLOAT, [None] * rank)
-                for n, rank in ranks.items()
+                helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * output_rank)
+                for name in outputs
             ],
             self.initializers,
         )
@@ -122,7 +130,9 @@ def build_pnet() -> onnx.ModelProto:
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
     regression = g.conv(x, next(w), next(w))
     probability = g.op("Softmax", [g.conv(x, next(w), next(w))], axis=1)
-    return g.model([_image_input("H", "W")], {"regression": regression, "probability": probability})
+    return g.model(
+        [_image_input("H", "W")], {"regression": regression, "probability": probability}, 4
+    )
 
 
 def build_rnet() -> onnx.ModelProto:
@@ -136,7 +146,9 @@ def build_rnet() -> onnx.ModelProto:
     x = g.prelu(g.dense(g.keras_flatten(x), next(w), next(w)), next(w), spatial=False)
     regression = g.dense(x, next(w), next(w))
     probability = g.op("Softmax", [g.dense(x, next(w), next(w))], axis=1)
-    return g.model([_image_input(24, 24)], {"regression": regression, "probability": probability})
+    return g.model(
+        [_image_input(24, 24)], {"regression": regression, "probability": probability}, 2
+    )
 
 
 def build_onet() -> onnx.ModelProto:
@@ -156,4 +168,5 @@ def build_onet() -> onnx.ModelProto:
     return g.model(
         [_image_input(48, 48)],
         {"regression": regression, "points": points, "probability": probability},
+        2,
     )

@@ -103,7 +103,7 @@ class FaceReader:
     def largest_face(
         self, field: str, image: DecodedImage
     ) -> tuple[DetectedFace, NDArray[np.float32]]:
-        faces = self.engine.detect(image)
+        faces = self.engine.detect(image, largest_only=True)
         if not faces:
             raise NoFaceFound(f"{field}: no face found")
         descriptor = self.engine.embed(image, faces[:1])[0]
@@ -111,7 +111,7 @@ class FaceReader:
 
     def enrollable_face(self, field: str, image: DecodedImage) -> DetectedFace:
         """The largest face, if it passes the enrollment quality gate."""
-        faces = self.engine.detect(image)
+        faces = self.engine.detect(image, largest_only=True)
         if not faces:
             raise NoFaceFound(f"{field}: no face found")
         face = faces[0]

@@ -28,7 +28,12 @@ class Engine(Protocol):
     def decode(self, data: bytes) -> DecodedImage: ...
 
     def detect(
-        self, image: DecodedImage, *, landmarks68: bool = False, quality: bool = True
+        self,
+        image: DecodedImage,
+        *,
+        landmarks68: bool = False,
+        quality: bool = True,
+        largest_only: bool = False,
     ) -> list[DetectedFace]: ...
 
     def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]: ...

@@ -86,10 +86,9 @@ class Recognition:
         snapshot = self._trained_snapshot(tenant, collection_id)
         decoded = self._reader.decode("img", image)
         engine = self._reader.engine
-        faces = engine.detect(decoded)
+        faces = engine.detect(decoded, largest_only=not all_faces)
         if not faces:
             raise NoFaceFound("img: no face found")
-        faces = faces if all_faces else faces[:1]
         descriptors = engine.embed(decoded, faces)
 
         cached = self._cache.get(

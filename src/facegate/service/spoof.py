@@ -31,7 +31,7 @@ class SpoofChecks:
     def check(self, tenant: Tenant, image: bytes) -> SpoofResult:
         """Raises Unavailable (503) while no spoof model is installed: never a made-up score."""
         decoded = self._reader.decode("img", image)
-        faces = self._reader.engine.detect(decoded, quality=False)
+        faces = self._reader.engine.detect(decoded, quality=False, largest_only=True)
         if not faces:
             raise NoFaceFound("img: no face found")
         try:
