@@ -96,6 +96,7 @@ def test_cascade_stages_run_in_batches_and_keep_crop_order() -> None:
     crops = np.random.default_rng(4).standard_normal((37, 3, 24, 24)).astype(np.float32)
     session = _RecordingSession()
     sums, maxima = _run_batched(session, crops)  # type: ignore[arg-type]
-    assert session.batch_sizes == [CASCADE_BATCH, CASCADE_BATCH, 37 - 2 * CASCADE_BATCH]
+    full, rest = divmod(37, CASCADE_BATCH)
+    assert session.batch_sizes == [CASCADE_BATCH] * full + [rest]
     assert np.array_equal(sums[:, 0], crops.sum(axis=(1, 2, 3)))
     assert np.array_equal(maxima, crops.max(axis=(2, 3)))

@@ -54,16 +54,32 @@ class _GraphBuilder:
         )
 
     def prelu(self, x: str, alpha: NDArray[np.float32], spatial: bool = True) -> str:
-        # Written as relu(x) - a * relu(-x) rather than ONNX's PRelu: ONNX Runtime runs PRelu
-        # outside its blocked (NCHWc) convolution layout, paying two layout reorders per use,
-        # which made PRelu cost as much as the convolutions; this form folds its first Relu into
-        # the Conv before it and stays in the blocked layout. The outputs are bit-identical
-        # (tests/unit/test_mtcnn_graphs.py).
-        slope = alpha.reshape(-1, 1, 1) if spatial else alpha.reshape(-1)
+        """PReLU as relu(x) - a * relu(-x), which is bit-identical to ONNX's PRelu.
+
+        ONNX Runtime runs PRelu outside its blocked (NCHWc) convolution layout, paying two
+        layout reorders per use; on MTCNN that made PReLU cost as much as the convolutions.
+        On feature maps the negation and the per-channel slope are written as 1x1 depthwise
+        convolutions, which stay in the blocked layout and absorb the Relu and the Add
+        (tests/unit/test_mtcnn_graphs.py checks the outputs are identical; speed in
+        BENCHMARKS.md).
+        """
+        slope = alpha.reshape(-1).astype(np.float32)
         positive = self.op("Relu", [x])
-        negative = self.op("Relu", [self.op("Neg", [x])])
-        scaled = self.op("Mul", [negative, self.const(-slope.astype(np.float32))])
-        return self.op("Add", [positive, scaled])
+        if not spatial:
+            negative = self.op("Relu", [self.op("Neg", [x])])
+            return self.op("Add", [positive, self.op("Mul", [negative, self.const(-slope)])])
+        negative = self.op("Relu", [self._depthwise_scale(x, np.full_like(slope, -1.0))])
+        return self.op("Add", [self._depthwise_scale(negative, -slope), positive])
+
+    def _depthwise_scale(self, x: str, factors: NDArray[np.float32]) -> str:
+        """Each channel multiplied by its factor, as a 1x1 depthwise convolution."""
+        channels = factors.size
+        return self.op(
+            "Conv",
+            [x, self.const(factors.reshape(channels, 1, 1, 1)), self.const(np.zeros_like(factors))],
+            group=channels,
+            kernel_shape=[1, 1],
+        )
 
     def max_pool(self, x: str, size: int, stride: int, same: bool) -> str:
         # Keras "same" pads at the end only, which is ONNX's SAME_UPPER.
