@@ -1,8 +1,8 @@
 """MTCNN face detection (Zhang et al., 2016) on ONNX Runtime.
 
 Three cascaded networks: P-Net proposes boxes over an image pyramid, R-Net and O-Net refine them
-on resized crops. The R-Net and O-Net crops of one image run as a single batch. Everything is
-deterministic: no randomness anywhere.
+on resized crops, which run in small batches (CASCADE_BATCH). Everything is deterministic: no
+randomness anywhere.
 """
 
 from __future__ import annotations
