@@ -98,6 +98,10 @@ def _cmd_spoof(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.detector:
+        from facegate.eval.detector_bench import run_detector_bench
+
+        return run_detector_bench(args.data_dir_arg, repeats=args.repeats)
     from facegate.eval.bench import run_bench
 
     return run_bench(args.data_dir_arg, repeats=args.repeats)
@@ -161,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="speed benchmark against face_recognition")
     bench.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
     bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument(
+        "--detector",
+        action="store_true",
+        help="instead: what each of MTCNN's speed-ups buys (PReLU form, batch size, largest face)",
+    )
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -31,10 +31,10 @@ def test_prelu_form_is_bit_identical_to_onnx_prelu_after_a_conv() -> None:
     ours = _GraphBuilder("ours")
     ours_out = _run(ours, ours.prelu(ours.conv("image", kernel, bias), slope), x)
 
-    reference = _GraphBuilder("reference")
-    conv = reference.conv("image", kernel, bias)
-    prelu = reference.op("PRelu", [conv, reference.const(slope.reshape(-1, 1, 1))])
-    reference_out = _run(reference, prelu, x)
+    reference = _GraphBuilder("reference", onnx_prelu=True)
+    reference_out = _run(
+        reference, reference.prelu(reference.conv("image", kernel, bias), slope), x
+    )
 
     assert np.array_equal(ours_out, reference_out)
     assert (ours_out < 0).any() and (ours_out > 0).any()

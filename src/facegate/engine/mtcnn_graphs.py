@@ -25,8 +25,12 @@ OPSET = 17
 
 
 class _GraphBuilder:
-    def __init__(self, name: str) -> None:
+    """Nodes and weights of one graph. ``onnx_prelu`` writes ONNX's own PRelu node: the reference
+    the faster form is checked and measured against (tests, ``facegate bench --detector``)."""
+
+    def __init__(self, name: str, onnx_prelu: bool = False) -> None:
         self.name = name
+        self.onnx_prelu = onnx_prelu
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._count = 0
@@ -64,6 +68,8 @@ class _GraphBuilder:
         BENCHMARKS.md).
         """
         slope = alpha.reshape(-1).astype(np.float32)
+        if self.onnx_prelu:
+            return self.op("PRelu", [x, self.const(slope.reshape(-1, 1, 1) if spatial else slope)])
         positive = self.op("Relu", [x])
         if not spatial:
             negative = self.op("Relu", [self.op("Neg", [x])])
@@ -137,9 +143,9 @@ def _image_input(height: int | str, width: int | str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, height, width])
 
 
-def build_pnet() -> onnx.ModelProto:
+def build_pnet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w: Iterator[NDArray[np.float32]] = iter(load_weights("pnet"))
-    g = _GraphBuilder("pnet")
+    g = _GraphBuilder("pnet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 2, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
@@ -151,9 +157,9 @@ def build_pnet() -> onnx.ModelProto:
     )
 
 
-def build_rnet() -> onnx.ModelProto:
+def build_rnet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w = iter(load_weights("rnet"))
-    g = _GraphBuilder("rnet")
+    g = _GraphBuilder("rnet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 3, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
@@ -167,9 +173,9 @@ def build_rnet() -> onnx.ModelProto:
     )
 
 
-def build_onet() -> onnx.ModelProto:
+def build_onet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w = iter(load_weights("onet"))
-    g = _GraphBuilder("onet")
+    g = _GraphBuilder("onet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 3, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
