@@ -122,12 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("name")
-    create.add_argument("--data-dir", type=Path)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
-    listing.add_argument("--data-dir", type=Path)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    revoke.add_argument("--data-dir", type=Path)
+    for command in (create, listing, revoke):
+        # Accepted before or after the subcommand; SUPPRESS keeps an absent one from
+        # overwriting the value given before it ("keys --data-dir X create NAME").
+        command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
     keys.set_defaults(func=_cmd_keys)
 
     evaluate = sub.add_parser("eval", help="accuracy evaluations on a data folder")
