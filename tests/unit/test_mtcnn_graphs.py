@@ -6,11 +6,11 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from facegate.engine.mtcnn_graphs import _GraphBuilder
+from facegate.engine.mtcnn_graphs import KerasGraph
 
 
-def _run(builder: _GraphBuilder, output: str, x: np.ndarray) -> np.ndarray:
-    model = builder.model(
+def _run(builder: KerasGraph, output: str, x: np.ndarray) -> np.ndarray:
+    model = builder.finish(
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(x.shape))],
         {"out": output},
         x.ndim,
@@ -28,10 +28,10 @@ def test_prelu_form_is_bit_identical_to_onnx_prelu_after_a_conv() -> None:
     bias = rng.standard_normal(16).astype(np.float32)
     x = rng.standard_normal((4, 8, 30, 30)).astype(np.float32)
 
-    ours = _GraphBuilder("ours")
+    ours = KerasGraph("ours")
     ours_out = _run(ours, ours.prelu(ours.conv("image", kernel, bias), slope), x)
 
-    reference = _GraphBuilder("reference", onnx_prelu=True)
+    reference = KerasGraph("reference", onnx_prelu=True)
     reference_out = _run(
         reference, reference.prelu(reference.conv("image", kernel, bias), slope), x
     )
@@ -44,7 +44,7 @@ def test_prelu_form_on_dense_features() -> None:
     rng = np.random.default_rng(1)
     slope = rng.uniform(-0.7, 0.3, 32).astype(np.float32)
     x = rng.standard_normal((5, 32)).astype(np.float32)
-    builder = _GraphBuilder("dense")
+    builder = KerasGraph("dense")
     out = _run(builder, builder.prelu("image", slope, spatial=False), x)
     expected = np.where(x > 0, x, x * slope)
     assert np.allclose(out, expected, rtol=0, atol=1e-7)

@@ -11,43 +11,28 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
 import onnx
 from numpy.typing import NDArray
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from facegate.engine.onnx_graph import GraphBuilder
 from facegate.errors import ModelMissing
 
 OPSET = 17
 
 
-class _GraphBuilder:
-    """Nodes and weights of one graph. ``onnx_prelu`` writes ONNX's own PRelu node: the reference
-    the faster form is checked and measured against (tests, ``facegate bench --detector``)."""
+class KerasGraph(GraphBuilder):
+    """Keras layers (NHWC weights) written as NCHW ONNX nodes. ``onnx_prelu`` writes ONNX's own
+    PRelu node: the reference the faster form is checked and measured against (tests,
+    ``facegate bench --detector``)."""
 
     def __init__(self, name: str, onnx_prelu: bool = False) -> None:
+        super().__init__()
         self.name = name
         self.onnx_prelu = onnx_prelu
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def _fresh(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}_{self._count}"
-
-    def const(self, array: NDArray[Any], prefix: str = "w") -> str:
-        name = self._fresh(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
-        out = self._fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
-        return out
 
     def conv(self, x: str, kernel_hwio: NDArray[np.float32], bias: NDArray[np.float32]) -> str:
         kernel = np.transpose(kernel_hwio, (3, 2, 0, 1)).astype(np.float32)
@@ -104,25 +89,21 @@ class _GraphBuilder:
     def keras_flatten(self, x: str) -> str:
         return self.op("Flatten", [self.op("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
 
-    def model(
+    def finish(
         self, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str], output_rank: int
     ) -> onnx.ModelProto:
+        """The model, with each internal value in ``outputs`` exposed under its public name."""
         for public, internal in outputs.items():
-            self.nodes.append(helper.make_node("Identity", [internal], [public]))
-        graph = helper.make_graph(
-            self.nodes,
+            self.op("Identity", [internal], public)
+        return self.model(
             self.name,
             inputs,
             [
                 helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * output_rank)
                 for name in outputs
             ],
-            self.initializers,
+            opset=OPSET,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8
-        onnx.checker.check_model(model)
-        return model
 
 
 def load_weights(name: str) -> list[NDArray[np.float32]]:
@@ -145,21 +126,21 @@ def _image_input(height: int | str, width: int | str) -> onnx.ValueInfoProto:
 
 def build_pnet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w: Iterator[NDArray[np.float32]] = iter(load_weights("pnet"))
-    g = _GraphBuilder("pnet", onnx_prelu)
+    g = KerasGraph("pnet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 2, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
     regression = g.conv(x, next(w), next(w))
     probability = g.op("Softmax", [g.conv(x, next(w), next(w))], axis=1)
-    return g.model(
+    return g.finish(
         [_image_input("H", "W")], {"regression": regression, "probability": probability}, 4
     )
 
 
 def build_rnet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w = iter(load_weights("rnet"))
-    g = _GraphBuilder("rnet", onnx_prelu)
+    g = KerasGraph("rnet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 3, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
@@ -168,14 +149,14 @@ def build_rnet(onnx_prelu: bool = False) -> onnx.ModelProto:
     x = g.prelu(g.dense(g.keras_flatten(x), next(w), next(w)), next(w), spatial=False)
     regression = g.dense(x, next(w), next(w))
     probability = g.op("Softmax", [g.dense(x, next(w), next(w))], axis=1)
-    return g.model(
+    return g.finish(
         [_image_input(24, 24)], {"regression": regression, "probability": probability}, 2
     )
 
 
 def build_onet(onnx_prelu: bool = False) -> onnx.ModelProto:
     w = iter(load_weights("onet"))
-    g = _GraphBuilder("onet", onnx_prelu)
+    g = KerasGraph("onet", onnx_prelu)
     x = g.prelu(g.conv("image", next(w), next(w)), next(w))
     x = g.max_pool(x, 3, 2, same=True)
     x = g.prelu(g.conv(x, next(w), next(w)), next(w))
@@ -187,7 +168,7 @@ def build_onet(onnx_prelu: bool = False) -> onnx.ModelProto:
     regression = g.dense(x, next(w), next(w))
     points = g.dense(x, next(w), next(w))
     probability = g.op("Softmax", [g.dense(x, next(w), next(w))], axis=1)
-    return g.model(
+    return g.finish(
         [_image_input(48, 48)],
         {"regression": regression, "points": points, "probability": probability},
         2,

@@ -46,14 +46,13 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from facegate.engine.dlib_format import (
     AddPrev,
@@ -69,6 +68,7 @@ from facegate.engine.dlib_format import (
     TagMarker,
     parse_network,
 )
+from facegate.engine.onnx_graph import GraphBuilder
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -106,27 +106,6 @@ _Resolved = Layer | _Tag | _Skip
 class _Value:
     name: str
     shape: tuple[int, int, int]  # (channels, rows, cols); batch is dynamic
-
-
-@dataclass
-class _GraphBuilder:
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: list[onnx.TensorProto] = field(default_factory=list)
-    _counter: int = 0
-
-    def fresh(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}_{self._counter}"
-
-    def const(self, prefix: str, array: npt.NDArray[np.generic]) -> str:
-        name = self.fresh(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def node(self, op: str, inputs: Sequence[str], output: str | None = None, **attrs: Any) -> str:
-        out = output or self.fresh(op.lower())
-        self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
-        return out
 
 
 # --------------------------------------------------------------------------
@@ -168,7 +147,7 @@ def cached_model_name(dat_path: Path) -> str:
 
 def network_to_onnx(network: DlibNetwork) -> onnx.ModelProto:
     """Translate a parsed dlib network into an ONNX model."""
-    builder = _GraphBuilder()
+    builder = GraphBuilder()
     value = _emit_input(builder, network.input_layer)
     bottom_up = list(reversed(_resolve_markers(network.layers)))
     value = _emit_layers(builder, bottom_up, value)
@@ -177,29 +156,21 @@ def network_to_onnx(network: DlibNetwork) -> onnx.ModelProto:
     output_dim = value.shape[0]
     builder.nodes[-1].output[0] = OUTPUT_NAME
     batch = "N"
-    graph = helper.make_graph(
-        builder.nodes,
+    return builder.model(
         "dlib_face_recognition_resnet",
-        inputs=[
+        [
             helper.make_tensor_value_info(
                 INPUT_NAME,
                 TensorProto.FLOAT,
                 [batch, 3, network.input_layer.nr, network.input_layer.nc],
             )
         ],
-        outputs=[
-            helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [batch, output_dim])
-        ],
-        initializer=builder.initializers,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", _OPSET)],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [batch, output_dim])],
+        opset=_OPSET,
+        ir_version=_IR_VERSION,
         producer_name="facegate.dlib_resnet_onnx",
         producer_version=str(CONVERTER_VERSION),
     )
-    model.ir_version = _IR_VERSION
-    return model
 
 
 # --------------------------------------------------------------------------
@@ -232,16 +203,14 @@ def _resolve_markers(layers: Sequence[Layer]) -> list[_Resolved]:
 # Node emission
 
 
-def _emit_input(builder: _GraphBuilder, layer: InputRGBImageSized) -> _Value:
+def _emit_input(builder: GraphBuilder, layer: InputRGBImageSized) -> _Value:
     means = np.array([layer.avg_red, layer.avg_green, layer.avg_blue], dtype=np.float32)
-    centred = builder.node(
-        "Sub", [INPUT_NAME, builder.const("rgb_mean", means.reshape(1, 3, 1, 1))]
-    )
-    scale = builder.const("rgb_scale", np.array(1.0 / 256.0, dtype=np.float32))
-    return _Value(builder.node("Mul", [centred, scale]), (3, layer.nr, layer.nc))
+    centred = builder.op("Sub", [INPUT_NAME, builder.const(means.reshape(1, 3, 1, 1), "rgb_mean")])
+    scale = builder.const(np.array(1.0 / 256.0, dtype=np.float32), "rgb_scale")
+    return _Value(builder.op("Mul", [centred, scale]), (3, layer.nr, layer.nc))
 
 
-def _emit_layers(builder: _GraphBuilder, bottom_up: Sequence[_Resolved], value: _Value) -> _Value:
+def _emit_layers(builder: GraphBuilder, bottom_up: Sequence[_Resolved], value: _Value) -> _Value:
     tags: dict[int, _Value] = {}
     last_tag: int | None = None
     i = 0
@@ -273,13 +242,13 @@ def _lookup_tag(tags: dict[int, _Value], tag_id: int) -> _Value:
     return tags[tag_id]
 
 
-def _emit_simple(builder: _GraphBuilder, layer: _Resolved, value: _Value) -> _Value:
+def _emit_simple(builder: GraphBuilder, layer: _Resolved, value: _Value) -> _Value:
     if isinstance(layer, Conv):
         return _emit_conv(builder, layer, value, None)
     if isinstance(layer, Affine):
         return _emit_affine(builder, layer, value)
     if isinstance(layer, Relu):
-        return _Value(builder.node("Relu", [value.name]), value.shape)
+        return _Value(builder.op("Relu", [value.name]), value.shape)
     if isinstance(layer, Pool):
         return _emit_pool(builder, layer, value)
     if isinstance(layer, FullyConnected):
@@ -295,7 +264,7 @@ def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return out
 
 
-def _emit_conv(builder: _GraphBuilder, conv: Conv, value: _Value, affine: Affine | None) -> _Value:
+def _emit_conv(builder: GraphBuilder, conv: Conv, value: _Value, affine: Affine | None) -> _Value:
     out_ch, in_ch, kr, kc = conv.filters.shape
     if in_ch != value.shape[0]:
         raise DlibFormatError(f"con_ expects {in_ch} channels, input has {value.shape[0]}")
@@ -307,9 +276,9 @@ def _emit_conv(builder: _GraphBuilder, conv: Conv, value: _Value, affine: Affine
         gamma = affine.gamma.astype(np.float64)
         weights = (weights.astype(np.float64) * gamma[:, None, None, None]).astype(np.float32)
         bias = (bias.astype(np.float64) * gamma + affine.beta).astype(np.float32)
-    out = builder.node(
+    out = builder.op(
         "Conv",
-        [value.name, builder.const("conv_w", weights), builder.const("conv_b", bias)],
+        [value.name, builder.const(weights, "conv_w"), builder.const(bias, "conv_b")],
         kernel_shape=[kr, kc],
         strides=[conv.stride_y, conv.stride_x],
         pads=[conv.padding_y, conv.padding_x, conv.padding_y, conv.padding_x],
@@ -319,23 +288,21 @@ def _emit_conv(builder: _GraphBuilder, conv: Conv, value: _Value, affine: Affine
     return _Value(out, (out_ch, rows, cols))
 
 
-def _emit_affine(builder: _GraphBuilder, affine: Affine, value: _Value) -> _Value:
+def _emit_affine(builder: GraphBuilder, affine: Affine, value: _Value) -> _Value:
     channels, rows, cols = value.shape
     shape = (1, channels, 1, 1) if affine.conv_mode else (1, channels, rows, cols)
     if affine.gamma.size != int(np.prod(shape)):
         raise DlibFormatError(f"affine_ of size {affine.gamma.size} for input {value.shape}")
-    scaled = builder.node(
-        "Mul", [value.name, builder.const("affine_g", affine.gamma.reshape(shape))]
-    )
-    shifted = builder.node("Add", [scaled, builder.const("affine_b", affine.beta.reshape(shape))])
+    scaled = builder.op("Mul", [value.name, builder.const(affine.gamma.reshape(shape), "affine_g")])
+    shifted = builder.op("Add", [scaled, builder.const(affine.beta.reshape(shape), "affine_b")])
     return _Value(shifted, value.shape)
 
 
-def _emit_pool(builder: _GraphBuilder, pool: Pool, value: _Value) -> _Value:
+def _emit_pool(builder: GraphBuilder, pool: Pool, value: _Value) -> _Value:
     channels, rows, cols = value.shape
     if pool.is_global:
         op = "GlobalMaxPool" if pool.kind == "max" else "GlobalAveragePool"
-        return _Value(builder.node(op, [value.name]), (channels, 1, 1))
+        return _Value(builder.op(op, [value.name]), (channels, 1, 1))
     attrs: dict[str, Any] = {
         "kernel_shape": [pool.nr, pool.nc],
         "strides": [pool.stride_y, pool.stride_x],
@@ -347,36 +314,36 @@ def _emit_pool(builder: _GraphBuilder, pool: Pool, value: _Value) -> _Value:
     op = "MaxPool" if pool.kind == "max" else "AveragePool"
     out_rows = _out_size(rows, pool.nr, pool.stride_y, pool.padding_y)
     out_cols = _out_size(cols, pool.nc, pool.stride_x, pool.padding_x)
-    return _Value(builder.node(op, [value.name], **attrs), (channels, out_rows, out_cols))
+    return _Value(builder.op(op, [value.name], **attrs), (channels, out_rows, out_cols))
 
 
-def _emit_add(builder: _GraphBuilder, a: _Value, b: _Value) -> _Value:
+def _emit_add(builder: GraphBuilder, a: _Value, b: _Value) -> _Value:
     shape = (
         max(a.shape[0], b.shape[0]),
         max(a.shape[1], b.shape[1]),
         max(a.shape[2], b.shape[2]),
     )
-    total = builder.node("Add", [_pad_to(builder, a, shape), _pad_to(builder, b, shape)])
+    total = builder.op("Add", [_pad_to(builder, a, shape), _pad_to(builder, b, shape)])
     return _Value(total, shape)
 
 
-def _pad_to(builder: _GraphBuilder, value: _Value, shape: tuple[int, int, int]) -> str:
+def _pad_to(builder: GraphBuilder, value: _Value, shape: tuple[int, int, int]) -> str:
     extra = [target - have for target, have in zip(shape, value.shape, strict=True)]
     if not any(extra):
         return value.name
     # Zero-extend at the end of each axis: dlib aligns operands at index 0.
     pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
-    return builder.node("Pad", [value.name, builder.const("pads", pads)], mode="constant")
+    return builder.op("Pad", [value.name, builder.const(pads, "pads")], mode="constant")
 
 
-def _emit_fc(builder: _GraphBuilder, fc: FullyConnected, value: _Value) -> _Value:
+def _emit_fc(builder: GraphBuilder, fc: FullyConnected, value: _Value) -> _Value:
     num_inputs, num_outputs = fc.weights.shape
     if num_inputs != int(np.prod(value.shape)):
         raise DlibFormatError(f"fc_ expects {num_inputs} inputs, got shape {value.shape}")
-    flat = builder.node("Flatten", [value.name], axis=1)
-    out = builder.node("MatMul", [flat, builder.const("fc_w", fc.weights)])
+    flat = builder.op("Flatten", [value.name], axis=1)
+    out = builder.op("MatMul", [flat, builder.const(fc.weights, "fc_w")])
     if fc.biases is not None:
-        out = builder.node("Add", [out, builder.const("fc_b", fc.biases.reshape(1, -1))])
+        out = builder.op("Add", [out, builder.const(fc.biases.reshape(1, -1), "fc_b")])
     return _Value(out, (num_outputs, 1, 1))
 
 

