@@ -98,6 +98,10 @@ def _cmd_spoof(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.http:
+        from facegate.eval.http_bench import run_http_bench
+
+        return run_http_bench(args.data_dir_arg)
     if args.detector:
         from facegate.eval.detector_bench import run_detector_bench
 
@@ -170,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector",
         action="store_true",
         help="instead: what each of MTCNN's speed-ups buys (PReLU form, batch size, largest face)",
+    )
+    bench.add_argument(
+        "--http",
+        action="store_true",
+        help="instead: /v1/match throughput of a live server with 1, 2 and 4 clients",
     )
     bench.set_defaults(func=_cmd_bench)
     return parser

@@ -29,3 +29,8 @@ def test_keys_without_data_dir_leaves_it_to_the_settings() -> None:
 def test_bench_detector_flag() -> None:
     args = build_parser().parse_args(["bench", "/data", "--detector", "--repeats", "3"])
     assert args.detector and args.repeats == 3 and args.data_dir_arg == Path("/data")
+
+
+def test_bench_http_flag() -> None:
+    args = build_parser().parse_args(["bench", "/data", "--http"])
+    assert args.http and not args.detector

@@ -1,0 +1,197 @@
+"""``facegate bench DATA --http``: the server's /v1/match throughput with 1, 2 and 4 clients.
+
+A real ``facegate serve`` in a child process with its default threading (one inference worker
+per core, one intra-op thread each: cores are never oversubscribed), a real SQLite store in a
+temporary folder, real HTTP. One person is enrolled from an LFW image; every request matches
+another 250x250 LFW image of the same person. Run once per TTA mode.
+
+The peer has no server: its figure is face_recognition's whole match path run back to back in
+this process, one core, and the ideal of one such process per core.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from numpy.typing import NDArray
+
+from facegate.config import TTA, Settings
+from facegate.service.inference import resolve_workers
+from facegate.service.keys import create_key
+
+PERSON = "George_W_Bush"
+CLIENTS = (1, 2, 4)
+STARTUP_TIMEOUT_S = 300
+
+
+def _lfw_images(data_dir: Path, count: int) -> list[bytes]:
+    folder = data_dir / "lfw" / "lfw-deepfunneled" / PERSON
+    return [path.read_bytes() for path in sorted(folder.glob("*.jpg"))[:count]]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server:
+    def __init__(self, data_dir: Path, tta: TTA) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The child reads its settings the documented way: a .env in its working folder.
+        workdir = data_dir / f"server-{tta}"
+        workdir.mkdir()
+        (workdir / ".env").write_text(f"FACEGATE_TTA={tta}\nFACEGATE_RATE_LIMIT_PER_MINUTE=0\n")
+        self._log = (workdir / "server.log").open("wb")
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "facegate.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self._process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._log.close()
+
+
+def _throughput(
+    url: str, key: str, enrollment: str, queries: list[bytes], clients: int, per_client: int
+) -> tuple[float, float]:
+    """(matches per second over all clients, median latency in ms)."""
+    bodies = [{"id": enrollment, "img": _b64(q)} for q in queries]
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        with httpx.Client(base_url=f"{url}/v1", headers={"x-api-key": key}, timeout=120) as http:
+            for i in range(per_client):
+                start = time.perf_counter()
+                response = http.post("/match", json=bodies[(offset + i) % len(bodies)])
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, first: {failures[0]}")
+    return clients * per_client / wall, 1000 * statistics.median(latencies)
+
+
+def _peer_rate(queries: list[bytes], reference: bytes, repeats: int) -> float:
+    """face_recognition's whole match path, back to back on one core: matches per second."""
+    import face_recognition
+    from PIL import Image
+
+    def rgb(data: bytes) -> NDArray[np.uint8]:
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    known = face_recognition.face_encodings(rgb(reference))[0]
+    samples = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        encodings = face_recognition.face_encodings(rgb(queries[i % len(queries)]))
+        face_recognition.face_distance([known], encodings[0])
+        samples.append(time.perf_counter() - start)
+    return 1 / statistics.median(samples)
+
+
+def run_http_bench(
+    data_dir: Path,
+    *,
+    requests_per_client: int = 20,
+    modes: tuple[TTA, ...] = ("none", "multi"),
+    clients: tuple[int, ...] = CLIENTS,
+) -> int:
+    images = _lfw_images(data_dir, 11)
+    reference, queries = images[0], images[1:]
+    cores = resolve_workers(0)
+    print(
+        f"facegate bench --http: /v1/match over HTTP, {requests_per_client} requests per client; "
+        f"server defaults on {cores} cores: {cores} inference workers x 1 intra-op thread\n"
+    )
+    peer = _peer_rate(queries, reference, repeats=requests_per_client)
+    print(
+        f"face_recognition 1.3.0, in process: {peer:5.1f} matches/s on one core "
+        f"(ideal with one process per core: {cores * peer:5.1f}/s)"
+    )
+    with tempfile.TemporaryDirectory(prefix="facegate-bench-") as folder:
+        root = Path(folder)
+        key = create_key(Settings(data_dir=root), "bench").secret
+        for tta in modes:
+            server = _Server(root, tta)
+            try:
+                enrolled = httpx.post(
+                    f"{server.url}/v1/enroll",
+                    headers={"x-api-key": key},
+                    json={"name": PERSON, "img0": _b64(reference)},
+                    timeout=120,
+                ).json()
+                enrollment = enrolled["data"]["enrollment_id"]
+                _throughput(server.url, key, enrollment, queries, 1, 2)  # warm-up
+                for count in clients:
+                    rate, latency = _throughput(
+                        server.url, key, enrollment, queries, count, requests_per_client
+                    )
+                    print(
+                        f"facegate tta={tta:<5} {count} client(s): {rate:5.1f} matches/s "
+                        f"({rate / peer:4.1f}x the peer's one core), median latency "
+                        f"{latency:6.1f} ms"
+                    )
+            finally:
+                server.stop()
+    return 0
