@@ -50,8 +50,8 @@ class GraphBuilder:
         ir_version: int = 8,
         producer_name: str = "facegate",
         producer_version: str = "",
-        check: bool = True,
     ) -> onnx.ModelProto:
+        """The checked model of the nodes written so far."""
         graph = helper.make_graph(self.nodes, name, list(inputs), list(outputs), self.initializers)
         model = helper.make_model(
             graph,
@@ -60,6 +60,5 @@ class GraphBuilder:
             producer_version=producer_version,
         )
         model.ir_version = ir_version  # readable by every onnxruntime facegate supports
-        if check:
-            onnx.checker.check_model(model)
+        onnx.checker.check_model(model)
         return model
