@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from facegate.engine.detect import (
     CASCADE_BATCH,
+    DetectorConfig,
+    MTCNNDetector,
     _apply_regression,
     _crops,
     _nms,
@@ -15,6 +19,7 @@ from facegate.engine.detect import (
     _run_batched,
     _square,
 )
+from facegate.engine.types import DetectedFace
 
 
 def test_pyramid_starts_at_min_face_and_stops_at_cell_size() -> None:
@@ -100,3 +105,41 @@ def test_cascade_stages_run_in_batches_and_keep_crop_order() -> None:
     assert session.batch_sizes == [CASCADE_BATCH] * full + [rest]
     assert np.array_equal(sums[:, 0], crops.sum(axis=(1, 2, 3)))
     assert np.array_equal(maxima, crops.max(axis=(2, 3)))
+
+
+def _face(side: float) -> DetectedFace:
+    return DetectedFace(box=(0.0, 0.0, side, side), confidence=0.99, points=np.zeros((5, 2)))
+
+
+class _ScriptedDetector(MTCNNDetector):
+    """The cascade replaced by a script: which faces each pyramid (by its finest scale) finds."""
+
+    def __init__(self, found: Callable[[float], list[DetectedFace]]) -> None:
+        super().__init__(None, None, None, DetectorConfig())  # type: ignore[arg-type]
+        self.found = found
+        self.passes: list[float] = []
+
+    def _cascade(self, image: NDArray[np.float32], scales: list[float]) -> list[DetectedFace]:
+        self.passes.append(scales[0])
+        return self.found(scales[0])
+
+
+def test_largest_only_accepts_a_coarse_pass_only_within_its_size_range() -> None:
+    image = np.zeros((1000, 1000, 3), np.uint8)  # passes: faces >= 200 px, >= 50 px, all
+    full = _pyramid_scales(1000, 1000, 20)[0]
+
+    # The first pass finds a 150-px face, below its 200-px range: a larger face could be
+    # hiding there, so the next pass decides (and finds a 180-px one).
+    detector = _ScriptedDetector(lambda scale: [_face(150.0)] if scale < 0.06 else [_face(180.0)])
+    assert detector.detect(image, largest_only=True)[0].side == 180.0
+    assert len(detector.passes) == 2
+
+    # Within range at once: one pass, a fraction of the pyramid.
+    detector = _ScriptedDetector(lambda scale: [_face(300.0)])
+    assert detector.detect(image, largest_only=True)[0].side == 300.0
+    assert detector.passes[0] < full / 5
+
+    # Nothing in the coarse passes: the whole pyramid.
+    detector = _ScriptedDetector(lambda scale: [_face(30.0)] if scale == full else [])
+    assert detector.detect(image, largest_only=True)[0].side == 30.0
+    assert detector.passes[-1] == full and len(detector.passes) == 3

@@ -27,9 +27,9 @@ PYRAMID_FACTOR = 0.709
 # pays the call overhead each time. Measured on 465 R-Net and 46 O-Net crops: 8 is fastest for
 # both (R-Net 36 ms vs 52 ms in one batch; O-Net 21 ms vs 24 ms).
 CASCADE_BATCH = 8
-# The coarse first pass of a largest-face search looks for faces at least this fraction of the
-# image's shorter side (see MTCNNDetector.detect and BENCHMARKS.md).
-LARGEST_FACE_FRACTION = 0.2
+# A largest-face search looks first for faces at least this fraction of the image's shorter
+# side, then this one, then over the whole pyramid (see MTCNNDetector.detect, BENCHMARKS.md).
+LARGEST_FACE_FRACTIONS = (0.2, 0.05)
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,11 @@ class MTCNNDetector:
     ) -> list[DetectedFace]:
         """All faces in an RGB image, largest first; with ``largest_only``, just the first.
 
-        The largest face alone is searched for coarse-to-fine: first only for faces of at least
-        LARGEST_FACE_FRACTION of the image's shorter side, whose pyramid costs a fraction of
-        the full one, and over the full pyramid only when that finds nothing.
+        The largest face alone is searched for coarse-to-fine: first only among faces of at
+        least a fifth of the image's shorter side (the tail of the same pyramid, a fraction of
+        its cost), then a twentieth, then everywhere. A pass counts only if the largest face it
+        found is within its own size range; a smaller find could hide a larger face that only
+        a finer pass sees.
         """
         height, width = rgb.shape[:2]
         if min(height, width) < PNET_CELL:
@@ -69,12 +71,15 @@ class MTCNNDetector:
         min_size = max(PNET_CELL, min_face_size or self.config.min_face_size)
         scales = _pyramid_scales(height, width, min_size)
         if largest_only:
-            # The coarse pass runs the tail of the same pyramid, so a large face is proposed
-            # from exactly the windows the full search would use.
-            coarsest_face = min(height, width) * LARGEST_FACE_FRACTION
-            coarse = [s for s in scales if s * coarsest_face <= PNET_CELL]
-            faces = self._cascade(normalized, coarse) if len(coarse) < len(scales) else []
-            return (faces or self._cascade(normalized, scales))[:1]
+            for fraction in LARGEST_FACE_FRACTIONS:
+                smallest_face = min(height, width) * fraction
+                coarse = [s for s in scales if s * smallest_face <= PNET_CELL]
+                if len(coarse) == len(scales):
+                    break  # no coarser than the full search
+                faces = self._cascade(normalized, coarse)
+                if faces and faces[0].side >= smallest_face:
+                    return faces[:1]
+            return self._cascade(normalized, scales)[:1]
         return self._cascade(normalized, scales)
 
     def _cascade(self, image: FloatArray, scales: list[float]) -> list[DetectedFace]:

@@ -51,6 +51,12 @@ class DetectedFace:
         return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
     @property
+    def side(self) -> float:
+        """The box's longer side: a face's size in pixels."""
+        x1, y1, x2, y2 = self.box
+        return max(x2 - x1, y2 - y1)
+
+    @property
     def points_flat(self) -> list[float]:
         """The seed's layout: five x's then five y's."""
         return [float(v) for v in self.points[:, 0]] + [float(v) for v in self.points[:, 1]]
