@@ -24,8 +24,8 @@ PNET_STRIDE = 2
 PYRAMID_FACTOR = 0.709
 # R-Net and O-Net crops run in batches of this many: the whole set of a large image (hundreds of
 # crops) makes activations of tens of MB that spill out of the CPU caches, and one crop per call
-# pays the call overhead each time. Measured on 465 R-Net and 46 O-Net crops: 8 is fastest for
-# both (R-Net 36 ms vs 52 ms in one batch; O-Net 21 ms vs 24 ms).
+# pays the call overhead each time. 8 was fastest for both on a 640x480 photo's 465 R-Net and
+# 46 O-Net crops (`facegate bench DATA --detector`, BENCHMARKS.md).
 CASCADE_BATCH = 8
 # A largest-face search looks first for faces at least this fraction of the image's shorter
 # side, then this one, then over the whole pyramid (see MTCNNDetector.detect, BENCHMARKS.md).
