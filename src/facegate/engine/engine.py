@@ -157,7 +157,8 @@ class FaceEngine:
         return self._embedder.get().embed(chips)
 
     def largest_face(self, image: DecodedImage) -> FaceEmbedding:
-        faces = self.detect(image, largest_only=True)
+        """The largest face and its descriptor (no quality figures: nothing here gates on them)."""
+        faces = self.detect(image, largest_only=True, quality=False)
         if not faces:
             raise NoFaceFound("no face found in the image")
         descriptor = self.embed(image, faces[:1])[0]

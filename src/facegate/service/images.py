@@ -103,7 +103,8 @@ class FaceReader:
     def largest_face(
         self, field: str, image: DecodedImage
     ) -> tuple[DetectedFace, NDArray[np.float32]]:
-        faces = self.engine.detect(image, largest_only=True)
+        # Matching has no quality gate: the figures would be computed for nothing.
+        faces = self.engine.detect(image, largest_only=True, quality=False)
         if not faces:
             raise NoFaceFound(f"{field}: no face found")
         descriptor = self.engine.embed(image, faces[:1])[0]
