@@ -170,12 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="speed benchmark against face_recognition")
     bench.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
     bench.add_argument("--repeats", type=int, default=20)
-    bench.add_argument(
+    variant = bench.add_mutually_exclusive_group()
+    variant.add_argument(
         "--detector",
         action="store_true",
         help="instead: what each of MTCNN's speed-ups buys (PReLU form, batch size, largest face)",
     )
-    bench.add_argument(
+    variant.add_argument(
         "--http",
         action="store_true",
         help="instead: /v1/match throughput of a live server with 1, 2 and 4 clients",

@@ -34,3 +34,9 @@ def test_bench_detector_flag() -> None:
 def test_bench_http_flag() -> None:
     args = build_parser().parse_args(["bench", "/data", "--http"])
     assert args.http and not args.detector
+
+
+def test_bench_variants_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "/data", "--http", "--detector"])
+    assert "not allowed with" in capsys.readouterr().err
