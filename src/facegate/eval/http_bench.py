@@ -80,7 +80,9 @@ class _Server:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self._process.returncode}")
+                self._log.close()
+                log = (workdir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the server exited with {self._process.returncode}:\n{log}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
                     return
