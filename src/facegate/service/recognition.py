@@ -86,7 +86,8 @@ class Recognition:
         snapshot = self._trained_snapshot(tenant, collection_id)
         decoded = self._reader.decode("img", image)
         engine = self._reader.engine
-        faces = engine.detect(decoded, largest_only=not all_faces)
+        # The answer carries no quality figures: they would be computed for nothing.
+        faces = engine.detect(decoded, largest_only=not all_faces, quality=False)
         if not faces:
             raise NoFaceFound("img: no face found")
         descriptors = engine.embed(decoded, faces)
