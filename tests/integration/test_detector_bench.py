@@ -31,3 +31,5 @@ def test_detector_bench_reports_identical_outputs_and_agreement(
     agreement = re.search(r"same box: (\d)/2 \(largest difference ([\d.]+) px\)", report)
     assert agreement is not None
     assert float(agreement.group(2)) < 3.0
+    thread_lines = [line for line in report.splitlines() if "largest face + chip + ResNet" in line]
+    assert len(thread_lines) == 3

@@ -20,7 +20,7 @@ from facegate.engine import align, mtcnn_graphs
 from facegate.engine.decode import DecodedImage, decode_image
 from facegate.engine.detect import DetectorConfig, MTCNNDetector
 from facegate.engine.embed import DlibEmbedder, Embedder, OnnxEmbedder
-from facegate.engine.models import Lazy, dlib_model_path, intra_op_threads
+from facegate.engine.models import Lazy, cpu_session, dlib_model_path, intra_op_threads
 from facegate.engine.quality import estimate_quality
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
 from facegate.engine.types import DetectedFace
@@ -60,10 +60,7 @@ class FaceEngine:
         return all(m.loaded for m in (self._detector, self._shape5, self._shape68, self._embedder))
 
     def _session(self, model_bytes: bytes) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads
-        options.inter_op_num_threads = 1
-        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        return cpu_session(model_bytes, self._threads)
 
     def _load_detector(self) -> MTCNNDetector:
         return MTCNNDetector(

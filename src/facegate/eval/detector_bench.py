@@ -5,13 +5,17 @@
 - The batch size of the R-Net and O-Net stages, at the crop counts of a 640x480 group photo.
 - The coarse-to-fine search for the largest face against detecting every face, on LFW images:
   time and agreement of the box.
+- One or two intra-op threads, with ONNX Runtime's idle threads spinning or not.
 
-Single-threaded, medians. No peer: these compare facegate with itself.
+Medians, single-threaded except where threads are the question. No peer: these compare
+facegate with itself.
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +28,7 @@ from numpy.typing import NDArray
 from facegate.config import Settings
 from facegate.engine import mtcnn_graphs
 from facegate.engine.engine import FaceEngine
+from facegate.engine.models import cpu_session
 
 NETWORKS: dict[str, Callable[[bool], onnx.ModelProto]] = {
     "pnet": mtcnn_graphs.build_pnet,
@@ -43,12 +48,7 @@ BATCH_SIZES = (1, 8, 16, 64, 0)  # 0: all crops in one call
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    return cpu_session(model.SerializeToString(), 1)
 
 
 def _medians_ms(runs: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -142,6 +142,76 @@ def _largest_face(data_dir: Path, images: int) -> None:
     )
 
 
+# Run in a fresh process per configuration: thread pools of earlier sessions would interfere.
+_THREADS_CHILD = """
+import statistics, sys, time
+import numpy as np
+from facegate.config import Settings
+from facegate.engine import align, mtcnn_graphs
+from facegate.engine.decode import decode_image
+from facegate.engine.detect import DetectorConfig, MTCNNDetector
+from facegate.engine.embed import OnnxEmbedder
+from facegate.engine.models import cpu_session, dlib_model_path
+from facegate.engine.resnet_onnx import ensure_resnet_onnx
+
+threads, spin, repeats, path = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
+def session(model):
+    return cpu_session(model, threads, spin=spin)
+detector = MTCNNDetector(
+    *(session(build().SerializeToString()) for build in
+      (mtcnn_graphs.build_pnet, mtcnn_graphs.build_rnet, mtcnn_graphs.build_onet)),
+    DetectorConfig(),
+)
+resnet = ensure_resnet_onnx(dlib_model_path("resnet"), Settings().model_cache_dir)
+embedder = OnnxEmbedder(session(resnet.read_bytes()))
+import dlib
+predictor = dlib.shape_predictor(str(dlib_model_path("shape5")))
+rgb = decode_image(open(path, "rb").read(), max_bytes=1 << 26, max_pixels=1 << 26).rgb
+face = detector.detect(rgb)[0]
+chips = np.stack(align.face_chips(rgb, predictor, face.box) * 6)
+figures = []
+def whole_path():
+    largest = detector.detect(rgb, largest_only=True)[0]
+    return embedder.embed(np.stack(align.face_chips(rgb, predictor, largest.box)))
+for fn in (lambda: detector.detect(rgb), lambda: detector.detect(rgb, largest_only=True),
+           lambda: embedder.embed(chips[:1]), lambda: embedder.embed(chips), whole_path):
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter(); fn(); samples.append(time.perf_counter() - start)
+    figures.append(1000 * statistics.median(samples))
+print(" ".join(f"{f:.1f}" for f in figures))
+"""
+THREAD_CONFIGS = ((1, False), (2, True), (2, False))
+
+
+def _threads(data_dir: Path, repeats: int) -> None:
+    image = sorted((data_dir / "lfw" / "lfw-deepfunneled").glob("*/*.jpg"))[0]
+    print(f"Intra-op threads, spinning on or off, one process each ({image.name})")
+    for threads, spin in THREAD_CONFIGS:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _THREADS_CHILD,
+                str(threads),
+                str(int(spin)),
+                str(repeats),
+                str(image),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        every, largest, one, six, whole = out.stdout.split()
+        label = f"{threads} thread{'s' if threads > 1 else ''}, spinning {'on' if spin else 'off'}"
+        print(
+            f"  {label:<26} detect every face {every:>6} ms   largest face {largest:>6} ms   "
+            f"ResNet 1 chip {one:>5} ms   6 chips {six:>6} ms   "
+            f"largest face + chip + ResNet {whole:>6} ms"
+        )
+
+
 def run_detector_bench(data_dir: Path, *, repeats: int = 20, images: int = 300) -> int:
     print(f"facegate bench --detector: single-threaded, medians of {repeats} alternating runs\n")
     _prelu_forms(repeats)
@@ -149,4 +219,6 @@ def run_detector_bench(data_dir: Path, *, repeats: int = 20, images: int = 300) 
     _batch_sizes(repeats)
     print()
     _largest_face(data_dir, images)
+    print()
+    _threads(data_dir, repeats)
     return 0

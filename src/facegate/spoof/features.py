@@ -21,9 +21,9 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
+from facegate.engine.models import cpu_session
 from facegate.engine.types import DetectedFace
 from facegate.spoof import mobilenet
 
@@ -223,12 +223,7 @@ class CnnFeatures:
         graph = mobilenet.build_graph(
             {k: v.astype(np.float32) for k, v in backbone.items()}, config.taps
         )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(graph.SerializeToString(), threads)
 
     def __call__(self, rgb: NDArray[np.uint8], face: DetectedFace) -> NDArray[np.float32]:
         batch = crops(rgb, face, self.config).astype(np.float32)
