@@ -213,7 +213,10 @@ def _threads(data_dir: Path, repeats: int) -> None:
 
 
 def run_detector_bench(data_dir: Path, *, repeats: int = 20, images: int = 300) -> int:
-    print(f"facegate bench --detector: single-threaded, medians of {repeats} alternating runs\n")
+    print(
+        f"facegate bench --detector: medians of {repeats} runs (alternating where two things are "
+        "compared), one thread except where threads are the question\n"
+    )
     _prelu_forms(repeats)
     print()
     _batch_sizes(repeats)
