@@ -44,7 +44,7 @@ def cpu_session(model: bytes, threads: int, *, spin: bool = False) -> ort.Infere
     for the next job, and MTCNN runs several small sessions back to back, so one session's
     spinning threads held the cores the next one needed. With 2 threads on 2 cores that made
     detection 2-3x slower than with one; without spinning, 2 threads leave detection as fast and
-    the ResNet 1.6-1.8x faster (``facegate bench DATA --detector``, BENCHMARKS.md).
+    the ResNet 1.3-1.8x faster (``facegate bench DATA --detector``, BENCHMARKS.md).
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
