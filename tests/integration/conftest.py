@@ -11,10 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +23,7 @@ import numpy as np
 import pytest
 
 from facegate.config import Settings
+from facegate.eval.serve_process import ServeProcess
 from facegate.service.keys import create_key, revoke_key
 from tests.factories import (
     astronaut_rgb,
@@ -96,60 +94,17 @@ class LiveServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_server(data_dir: Path, log_path: Path, **env: str) -> ServeProcess:
+    return ServeProcess(
+        data_dir, log_path, env={**os.environ, "FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **env}
+    )
 
 
-def start_server(data_dir: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    environment = {**os.environ, "FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **env}
-    command = [
-        sys.executable,
-        "-m",
-        "facegate.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def wait_until(
-    process: subprocess.Popen[bytes],
-    url: str,
-    log_path: Path,
-    ready: Callable[[httpx.Response], bool],
-) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
-            )
-        try:
-            if ready(httpx.get(url, timeout=5)):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"the server did not become ready:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
+def wait_until(server: ServeProcess, path: str, ready: Callable[[httpx.Response], bool]) -> None:
     try:
-        return process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
+        server.wait_until(path, ready, STARTUP_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -160,15 +115,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     keys = {name: create_key(settings, name) for name in ("alice", "bob", "revoked")}
     revoke_key(settings, keys["revoked"].key_id)
     log_path = root / "server.log"
-    process, url = start_server(data_dir, log_path)
+    process = start_server(data_dir, log_path)
     try:
-        wait_until(process, f"{url}/readyz", log_path, lambda r: r.status_code == 200)
-        server = LiveServer(url, data_dir, log_path, {n: k.secret for n, k in keys.items()})
+        wait_until(process, "/readyz", lambda r: r.status_code == 200)
+        server = LiveServer(process.url, data_dir, log_path, {n: k.secret for n, k in keys.items()})
         yield server
         for client in server.clients:
             client.close()
     finally:
-        exit_code = stop_server(process)
+        exit_code = process.stop()
     # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is complete.
     log_tail = log_path.read_text()[-3000:]
     assert exit_code in (0, -signal.SIGTERM), f"unclean shutdown ({exit_code}):\n{log_tail}"

@@ -11,7 +11,7 @@ import pytest
 
 from facegate.config import Settings
 from facegate.service.keys import list_keys
-from tests.integration.conftest import LiveServer, start_server, stop_server, wait_until
+from tests.integration.conftest import LiveServer, start_server, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,15 @@ def test_first_start_without_keys_says_how_to_make_one(tmp_path: Path) -> None:
     models are not loaded (warm-up off) so readiness honestly answers 503."""
     data_dir = tmp_path / "fresh"
     log_path = tmp_path / "server.log"
-    process, url = start_server(data_dir, log_path, FACEGATE_WARM_UP_ON_START="false")
+    server = start_server(data_dir, log_path, FACEGATE_WARM_UP_ON_START="false")
     try:
-        wait_until(process, f"{url}/healthz", log_path, lambda r: r.status_code == 200)
-        readiness = httpx.get(f"{url}/readyz")
+        wait_until(server, "/healthz", lambda r: r.status_code == 200)
+        readiness = httpx.get(f"{server.url}/readyz")
         assert readiness.status_code == 503 and "models" in readiness.json()["message"]
-        refused = httpx.get(f"{url}/v1/collection", headers={"x-api-key": "anything"})
+        refused = httpx.get(f"{server.url}/v1/collection", headers={"x-api-key": "anything"})
         assert refused.status_code == 401
     finally:
-        stop_server(process)
+        server.stop()
     log = log_path.read_text()
     assert "no API key exists yet" in log and "facegate keys create NAME --data-dir" in log
     assert list_keys(Settings(data_dir=data_dir)) == []

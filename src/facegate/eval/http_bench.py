@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.config import TTA, Settings
+from facegate.eval.serve_process import ServeProcess
 from facegate.service.inference import resolve_workers
 from facegate.service.keys import create_key
 
@@ -43,63 +42,18 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server:
-    def __init__(self, data_dir: Path, tta: TTA) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # The child reads its settings the documented way: a .env in its working folder.
-        workdir = data_dir / f"server-{tta}"
-        workdir.mkdir()
-        (workdir / ".env").write_text(f"FACEGATE_TTA={tta}\nFACEGATE_RATE_LIMIT_PER_MINUTE=0\n")
-        self._log = (workdir / "server.log").open("wb")
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "facegate.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._log.close()
-                log = (workdir / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the server exited with {self._process.returncode}:\n{log}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError("the server did not become ready")
-
-    def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._log.close()
+def _start_server(data_dir: Path, tta: TTA) -> ServeProcess:
+    # The child reads its settings the documented way: a .env in its working folder.
+    workdir = data_dir / f"server-{tta}"
+    workdir.mkdir()
+    (workdir / ".env").write_text(f"FACEGATE_TTA={tta}\nFACEGATE_RATE_LIMIT_PER_MINUTE=0\n")
+    server = ServeProcess(data_dir, workdir / "server.log", cwd=workdir)
+    try:
+        server.wait_until("/readyz", lambda r: r.status_code == 200, STARTUP_TIMEOUT_S)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 def _throughput(
@@ -175,7 +129,7 @@ def run_http_bench(
         root = Path(folder)
         key = create_key(Settings(data_dir=root), "bench").secret
         for tta in modes:
-            server = _Server(root, tta)
+            server = _start_server(root, tta)
             try:
                 enrolled = httpx.post(
                     f"{server.url}/v1/enroll",

@@ -1,0 +1,87 @@
+"""``facegate serve`` in a child process on a free local port: for benchmarks and live tests."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """A started server; its output goes to ``log_path``.
+
+    ``env`` replaces the child's environment when given; ``cwd`` is where it looks for a ``.env``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{free_port()}"
+        command = [
+            sys.executable,
+            "-m",
+            "facegate.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            self.url.rsplit(":", 1)[1],
+            "--data-dir",
+            str(data_dir),
+        ]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+            )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def wait_until(
+        self, path: str, ready: Callable[[httpx.Response], bool], timeout_s: float
+    ) -> None:
+        """Polls ``path`` until ``ready`` says so; RuntimeError (with the log) if it never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if ready(httpx.get(f"{self.url}{path}", timeout=5)):
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"the server did not become ready:\n{self.log_tail()}")
+
+    def stop(self) -> int:
+        """SIGTERM (a graceful shutdown), SIGKILL after a minute; the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
