@@ -119,7 +119,12 @@ class _ScriptedDetector(MTCNNDetector):
         self.found = found
         self.passes: list[float] = []
 
-    def _cascade(self, image: NDArray[np.float32], scales: list[float]) -> list[DetectedFace]:
+    def _cascade(
+        self,
+        image: NDArray[np.float32],
+        scales: list[float],
+        levels: dict[float, NDArray[np.float32]],
+    ) -> list[DetectedFace]:
         self.passes.append(scales[0])
         return self.found(scales[0])
 

@@ -70,20 +70,25 @@ class MTCNNDetector:
         normalized = (rgb.astype(np.float32) - 127.5) * (1.0 / 128.0)
         min_size = max(PNET_CELL, min_face_size or self.config.min_face_size)
         scales = _pyramid_scales(height, width, min_size)
+        # P-Net's windows per pyramid level, computed once: each finer pass repeats the levels
+        # of the coarser ones.
+        levels: dict[float, FloatArray] = {}
         if largest_only:
             for fraction in LARGEST_FACE_FRACTIONS:
                 smallest_face = min(height, width) * fraction
                 coarse = [s for s in scales if s * smallest_face <= PNET_CELL]
                 if len(coarse) == len(scales):
                     break  # no coarser than the full search
-                faces = self._cascade(normalized, coarse)
+                faces = self._cascade(normalized, coarse, levels)
                 if faces and faces[0].side >= smallest_face:
                     return faces[:1]
-            return self._cascade(normalized, scales)[:1]
-        return self._cascade(normalized, scales)
+            return self._cascade(normalized, scales, levels)[:1]
+        return self._cascade(normalized, scales, levels)
 
-    def _cascade(self, image: FloatArray, scales: list[float]) -> list[DetectedFace]:
-        boxes = self._propose(image, scales)
+    def _cascade(
+        self, image: FloatArray, scales: list[float], levels: dict[float, FloatArray]
+    ) -> list[DetectedFace]:
+        boxes = self._propose(image, scales, levels)
         if len(boxes):
             boxes = self._refine(image, boxes)
         if not len(boxes):
@@ -94,23 +99,29 @@ class MTCNNDetector:
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
     # Stage 1: P-Net over the pyramid.
-    def _propose(self, image: FloatArray, scales: list[float]) -> FloatArray:
-        height, width = image.shape[:2]
-        per_scale = []
+    def _propose(
+        self, image: FloatArray, scales: list[float], levels: dict[float, FloatArray]
+    ) -> FloatArray:
         for scale in scales:
-            h, w = math.ceil(height * scale), math.ceil(width * scale)
-            scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            batch = scaled.transpose(2, 0, 1)[np.newaxis]
-            regression, probability = self._pnet.run(None, {"image": batch})
-            boxes = _pnet_boxes(probability[0, 1], regression[0], scale, self.config.thresholds[0])
-            if len(boxes):
-                per_scale.append(boxes[_nms(boxes, 0.5)])
+            if scale not in levels:
+                levels[scale] = self._pnet_level(image, scale)
+        per_scale = [levels[scale] for scale in scales if len(levels[scale])]
         if not per_scale:
             return np.zeros((0, 9), np.float32)
         boxes = np.concatenate(per_scale)
         boxes = boxes[_nms(boxes, 0.7)]
         boxes = _apply_regression(boxes, boxes[:, 5:9])
         return _square(boxes)
+
+    def _pnet_level(self, image: FloatArray, scale: float) -> FloatArray:
+        """P-Net's windows on one pyramid level, after that level's own NMS."""
+        height, width = image.shape[:2]
+        h, w = math.ceil(height * scale), math.ceil(width * scale)
+        scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        batch = scaled.transpose(2, 0, 1)[np.newaxis]
+        regression, probability = self._pnet.run(None, {"image": batch})
+        boxes = _pnet_boxes(probability[0, 1], regression[0], scale, self.config.thresholds[0])
+        return boxes[_nms(boxes, 0.5)] if len(boxes) else boxes
 
     # Stage 2: R-Net on 24x24 crops.
     def _refine(self, image: FloatArray, boxes: FloatArray) -> FloatArray:
