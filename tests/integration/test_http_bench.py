@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from PIL import ImageFile
 
 from facegate.eval.http_bench import PERSON, run_http_bench
 from tests.factories import augmented, encode, grace_hopper_rgb
@@ -15,11 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_http_bench_serves_matches_and_reports_rates(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Importing face_recognition (the peer) sets Pillow's process-wide LOAD_TRUNCATED_IMAGES;
-    # putting back today's value at teardown keeps later tests' strict decoding intact.
-    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", ImageFile.LOAD_TRUNCATED_IMAGES)
     folder = tmp_path / "lfw" / "lfw-deepfunneled" / PERSON
     folder.mkdir(parents=True)
     for variant in range(3):

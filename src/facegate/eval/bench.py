@@ -72,7 +72,9 @@ def resident_memory_mb(backend: str) -> tuple[float, float]:
 
 
 def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
-    import face_recognition
+    from facegate.eval.peer import load_face_recognition
+
+    face_recognition = load_face_recognition()
 
     engines = {
         mode: FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx", tta=mode))

@@ -34,8 +34,11 @@ def _facegate_detector() -> Callable[[bytes], Boxes]:
 def _peer_detector() -> Callable[[bytes], Boxes]:
     import io
 
-    import face_recognition
     from PIL import Image
+
+    from facegate.eval.peer import load_face_recognition
+
+    face_recognition = load_face_recognition()
 
     def detect(data: bytes) -> Boxes:
         rgb: NDArray[np.uint8] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

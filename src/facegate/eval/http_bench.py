@@ -90,8 +90,11 @@ def _throughput(
 
 def _peer_rate(queries: list[bytes], reference: bytes, repeats: int) -> float:
     """face_recognition's whole match path, back to back on one core: matches per second."""
-    import face_recognition
     from PIL import Image
+
+    from facegate.eval.peer import load_face_recognition
+
+    face_recognition = load_face_recognition()
 
     def rgb(data: bytes) -> NDArray[np.uint8]:
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -17,7 +17,15 @@ from facegate.eval.lfw import DescriptorRun
 from facegate.eval.lfw_data import central_box, labelled_face
 
 
-def _face_recognition() -> Any:
+def load_face_recognition() -> Any:
+    """The face_recognition module, imported without its side effect on this process.
+
+    Importing it sets Pillow's process-wide ``LOAD_TRUNCATED_IMAGES``, which would make
+    facegate's own decoder accept truncated files in the same process; the setting is put back.
+    """
+    from PIL import ImageFile
+
+    strict = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
         import face_recognition
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -25,11 +33,13 @@ def _face_recognition() -> Any:
             "the peer needs face_recognition 1.3.0: "
             "pip install --no-deps face_recognition==1.3.0 (make peer)"
         ) from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = strict
     return face_recognition
 
 
 def peer_descriptors(lfw_dir: Path, paths: list[str], progress: bool = True) -> DescriptorRun:
-    fr = _face_recognition()
+    fr = load_face_recognition()
     run = DescriptorRun({})
     for index, rel in enumerate(paths):
         start = time.perf_counter()
