@@ -111,6 +111,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.data_dir_arg, repeats=args.repeats)
 
 
+def _existing_folder(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: no such folder (the evaluation data folder)")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facegate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy evaluations on a data folder")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
     lfw = eval_sub.add_parser("lfw", help="LFW 10-fold verification accuracy")
-    lfw.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    lfw.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     lfw.add_argument("--folds", type=int, default=10)
     lfw.add_argument("--limit", type=int, default=0, help="use only the first N pairs per fold")
     lfw.add_argument("--peer", action="store_true", help="also measure face_recognition 1.3.0")
@@ -147,28 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--tta", choices=["none", "flip", "multi"], help="only this TTA mode (default: all)"
     )
     calibrate = eval_sub.add_parser("calibrate", help="fit the score curve on LFW DevTrain")
-    calibrate.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    calibrate.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
-    detect.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")
     detect.add_argument("--peer", action="store_true", help="also measure face_recognition")
     parity = eval_sub.add_parser("parity", help="ONNX descriptor vs dlib's, face by face")
-    parity.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    parity.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     parity.add_argument("--faces", type=int, default=500)
     spoof_eval = eval_sub.add_parser("spoof", help="APCER/BPCER/ACER of the spoof model")
-    spoof_eval.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    spoof_eval.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     evaluate.set_defaults(func=_cmd_eval)
 
     spoof = sub.add_parser("spoof", help="spoof model")
     spoof_sub = spoof.add_subparsers(dest="spoof_command", required=True)
     train = spoof_sub.add_parser("train", help="train the spoof model")
-    train.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    train.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     train.add_argument("--out", type=Path, required=True)
     spoof.set_defaults(func=_cmd_spoof)
 
     bench = sub.add_parser("bench", help="speed benchmark against face_recognition")
-    bench.add_argument("data_dir_arg", type=Path, metavar="DATA_DIR")
+    bench.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     bench.add_argument("--repeats", type=int, default=20)
     variant = bench.add_mutually_exclusive_group()
     variant.add_argument(

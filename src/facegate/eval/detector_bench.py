@@ -111,8 +111,16 @@ def _batch_sizes(repeats: int) -> None:
         print(f"  {name} {count} crops   {figures}")
 
 
-def _largest_face(data_dir: Path, images: int) -> None:
+def lfw_images(data_dir: Path) -> list[Path]:
+    """LFW's images, sorted; SystemExit with the reason when the data folder has none."""
     paths = sorted((data_dir / "lfw" / "lfw-deepfunneled").glob("*/*.jpg"))
+    if not paths:
+        raise SystemExit(f"{data_dir}: no LFW images under lfw/lfw-deepfunneled/")
+    return paths
+
+
+def _largest_face(data_dir: Path, images: int) -> None:
+    paths = lfw_images(data_dir)
     paths = paths[:: max(1, len(paths) // images)][:images]
     engine = FaceEngine(Settings(intra_op_threads=1))
     engine.warm_up()
@@ -186,7 +194,7 @@ THREAD_CONFIGS = ((1, False), (2, True), (2, False))
 
 
 def _threads(data_dir: Path, repeats: int) -> None:
-    image = sorted((data_dir / "lfw" / "lfw-deepfunneled").glob("*/*.jpg"))[0]
+    image = lfw_images(data_dir)[0]
     print(f"Intra-op threads, spinning on or off, one process each ({image.name})")
     for threads, spin in THREAD_CONFIGS:
         out = subprocess.run(
@@ -213,6 +221,7 @@ def _threads(data_dir: Path, repeats: int) -> None:
 
 
 def run_detector_bench(data_dir: Path, *, repeats: int = 20, images: int = 300) -> int:
+    lfw_images(data_dir)  # refuse a folder without LFW before minutes of measuring
     print(
         f"facegate bench --detector: medians of {repeats} runs (alternating where two things are "
         "compared), one thread except where threads are the question\n"

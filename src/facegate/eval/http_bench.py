@@ -35,7 +35,10 @@ STARTUP_TIMEOUT_S = 300
 
 def _lfw_images(data_dir: Path, count: int) -> list[bytes]:
     folder = data_dir / "lfw" / "lfw-deepfunneled" / PERSON
-    return [path.read_bytes() for path in sorted(folder.glob("*.jpg"))[:count]]
+    paths = sorted(folder.glob("*.jpg"))[:count]
+    if len(paths) < 2:
+        raise SystemExit(f"{data_dir}: the bench needs LFW photos of {PERSON} in {folder}")
+    return [path.read_bytes() for path in paths]
 
 
 def _b64(data: bytes) -> str:
