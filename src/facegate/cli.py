@@ -72,12 +72,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             limit=args.limit,
             peer=args.peer,
             backend=args.backend,
+            detector=args.detector,
+            recognizer=args.recognizer,
             tta=args.tta,
+            product=not args.engine_only,
         )
     if args.eval_command == "calibrate":
         from facegate.eval.lfw import run_calibrate
 
-        return run_calibrate(args.data_dir_arg, backend=args.backend)
+        return run_calibrate(args.data_dir_arg, backend=args.backend, recognizer=args.recognizer)
     if args.eval_command == "parity":
         from facegate.eval.parity import run_parity
 
@@ -153,9 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     lfw.add_argument(
         "--tta", choices=["none", "flip", "multi"], help="only this TTA mode (default: all)"
     )
+    lfw.add_argument(
+        "--detector", choices=["yunet", "mtcnn"], help="engine figures for this detector only"
+    )
+    lfw.add_argument(
+        "--recognizer", choices=["sface", "dlib"], help="engine figures for this recogniser only"
+    )
+    lfw.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="skip the product path (enroll + match through the service at the defaults)",
+    )
     calibrate = eval_sub.add_parser("calibrate", help="fit the score curve on LFW DevTrain")
     calibrate.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")
+    calibrate.add_argument(
+        "--recognizer", choices=["sface", "dlib"], help="fit this recogniser only"
+    )
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
     detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")

@@ -16,7 +16,8 @@ the store raise these; the API layer only translates them into the wire envelope
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── NotAcceptable (406 not_acceptable)
     ├── Conflict (409 conflict)
-    │   └── NotTrained (409 not_trained)
+    │   ├── NotTrained (409 not_trained)
+    │   └── RecipeMismatch (409 recipe_mismatch)
     ├── PayloadTooLarge (413 payload_too_large)
     │   ├── ImageTooLarge (413 image_too_large)
     │   └── ImageTooManyPixels (413 image_too_many_pixels)
@@ -27,6 +28,7 @@ the store raise these; the API layer only translates them into the wire envelope
     ├── RateLimited (429 rate_limited)
     └── Unavailable (503 unavailable)
         └── ModelMissing (503 model_missing)
+            └── ModelCorrupt (503 model_corrupt)
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ class NotTrained(Conflict):
     code = "not_trained"
 
 
+class RecipeMismatch(Conflict):
+    """Stored descriptors were made by another recogniser or alignment than the running one."""
+
+    code = "recipe_mismatch"
+
+
 class PayloadTooLarge(FacegateError):
     code = "payload_too_large"
     status = 413
@@ -145,3 +153,9 @@ class Unavailable(FacegateError):
 
 class ModelMissing(Unavailable):
     code = "model_missing"
+
+
+class ModelCorrupt(ModelMissing):
+    """A model file's SHA-256 is not the one the registry names."""
+
+    code = "model_corrupt"

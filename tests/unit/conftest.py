@@ -27,6 +27,7 @@ from PIL import Image
 from facegate.api.app import create_app
 from facegate.config import Settings
 from facegate.engine.decode import DecodedImage, decode_image
+from facegate.engine.registry import Recipe
 from facegate.engine.score import ScoreCalibration, distances
 from facegate.engine.types import DetectedFace, FaceQuality
 from facegate.errors import Unavailable
@@ -37,6 +38,8 @@ Colour = tuple[int, int, int]
 
 class FakeEngine:
     calibration = ScoreCalibration(midpoint=0.6, slope=25.0, source="unit tests")
+    recipe = Recipe("fake", "1", "tiles", 128, normalized=False)
+    tta = "none"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
-from facegate.eval.lfw import fit_calibration
+from facegate.engine.zoo import REGISTRY
+from facegate.errors import ModelMissing
+from facegate.eval.lfw import RECOGNIZER_MODES, fit_calibration
 from facegate.eval.verification import accuracy_at, best_threshold, kfold_accuracy, tar_at_far
 
 
@@ -25,18 +27,31 @@ def test_distance_at_inverts_score() -> None:
         assert float(calibration.score(calibration.distance_at(score))) == pytest.approx(score)
 
 
-def test_shipped_calibration_has_both_configurations() -> None:
-    for key in ("none", "flip", "multi"):
-        calibration = load_calibration(key)
-        assert 0.3 < calibration.midpoint < 0.9
-        assert calibration.slope > 0
+def test_every_recognizer_ships_a_curve_for_each_of_its_modes() -> None:
+    for name, modes in RECOGNIZER_MODES.items():
+        recipe = REGISTRY[name].recipe
+        assert recipe is not None
+        for mode in modes:
+            calibration = load_calibration(recipe.key, mode)
+            # Unit descriptors lie at most 2 apart; dlib's are near 0.6 at the same-person edge.
+            assert 0.3 < calibration.midpoint < 2.0
+            assert calibration.slope > 0
+            assert "pairsDevTrain" in calibration.source
+
+
+def test_a_missing_curve_is_a_clear_error() -> None:
+    with pytest.raises(ModelMissing, match="facegate eval calibrate"):
+        load_calibration("sface@2021dec/arcface112", "multi")
 
 
 def test_save_keeps_other_entries(tmp_path: Path) -> None:
     target = tmp_path / "cal.json"
-    ScoreCalibration(0.5, 10.0, "a").save(target, "flip")
-    ScoreCalibration(0.6, 12.0, "b").save(target, "plain")
-    assert set(json.loads(target.read_text())) == {"flip", "plain"}
+    ScoreCalibration(0.5, 10.0, "a").save(target, "r1", "flip")
+    ScoreCalibration(0.6, 12.0, "b").save(target, "r1", "none")
+    ScoreCalibration(0.7, 14.0, "c").save(target, "r2", "none")
+    stored = json.loads(target.read_text())
+    assert set(stored) == {"r1", "r2"}
+    assert set(stored["r1"]) == {"flip", "none"}
 
 
 def test_distances_match_numpy() -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from facegate.config import Settings
+from facegate.engine.zoo import DLIB_RECIPE
 from facegate.store.db import Database
+from facegate.store.migrate import alembic_config
 from facegate.store.models import Base
 from facegate.store.vectors import from_blob, stack_blobs, to_blob
 
@@ -27,8 +30,41 @@ def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
     database.migrate()
     with database.engine.connect() as connection:
         assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         )
+
+
+def test_rows_of_the_previous_release_are_tagged_as_dlib(tmp_path: Path) -> None:
+    """A database made by facegate 0.1 (schema 0001) upgrades with its embeddings tagged."""
+    settings = Settings(data_dir=tmp_path)
+    database = Database.from_settings(settings, migrate=False)
+    config = alembic_config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_sha256, created) "
+                "VALUES ('k', 'old', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO enrollments (id, owner_id, name, created, updated) "
+                "VALUES ('e', 'k', 'Ada', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO embeddings (enrollment_id, position, vector, created) "
+                "VALUES ('e', 0, :vector, '2026-01-01 00:00:00')"
+            ),
+            {"vector": to_blob(np.ones(128, np.float32))},
+        )
+    database.migrate()
+    with database.engine.connect() as connection:
+        row = connection.execute(text("SELECT recipe, tta FROM embeddings")).one()
+    assert tuple(row) == (DLIB_RECIPE.key, None)
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

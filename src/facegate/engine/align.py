@@ -1,4 +1,7 @@
-"""Face chips for the descriptor network, and dlib's landmark predictors.
+"""Face chips for the descriptor networks, and dlib's landmark predictors.
+
+SFace (and ArcFace-style networks) read a 112x112 chip cut by the similarity transform that maps
+the detector's 5 points onto a fixed template (``arcface_chips``).
 
 dlib's ResNet was trained on 150x150 chips cut by ``get_face_chip`` from its 5-point shape
 (eye corners and the base of the nose), with 25 % padding. The predictor is run inside the MTCNN
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import dlib
 import numpy as np
 from numpy.typing import NDArray
@@ -95,10 +99,61 @@ def _scaled(details: dlib.chip_details, scale: float) -> dlib.chip_details:
     return dlib.chip_details(scaled, dlib.chip_dims(CHIP_SIZE, CHIP_SIZE), details.angle)
 
 
-def face_chip(
-    rgb: NDArray[np.uint8], predictor: dlib.shape_predictor, box: tuple[float, float, float, float]
-) -> NDArray[np.uint8]:
-    return face_chips(rgb, predictor, box)[0]
+# Where the 5 points (the seed's order: the image's left eye first) sit on a 112x112 chip:
+# the template of InsightFace's ArcFace alignment, which SFace was trained with.
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+ARCFACE_SIZE = 112
+
+
+def similarity_transform(
+    source: NDArray[np.floating], target: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """The 2x3 rotation + uniform scale + translation mapping ``source`` points onto ``target``
+    in the least-squares sense (Umeyama, 1991), never a reflection."""
+    src = np.asarray(source, np.float64)
+    dst = np.asarray(target, np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    covariance = dst_c.T @ src_c / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1] = -1.0
+    rotation = u @ np.diag(sign) @ vt
+    variance = float((src_c**2).sum() / len(src))
+    scale = float((singular * sign).sum() / variance) if variance > 0 else 1.0
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.column_stack([scale * rotation, translation])
+
+
+def arcface_chips(
+    rgb: NDArray[np.uint8], points: NDArray[np.float32], views: Sequence[View] = (View(1.0, False),)
+) -> list[NDArray[np.uint8]]:
+    """One 112x112 RGB chip per view, aligned on the 5 points; a view's scale > 1 shows more
+    around the face (the template shrinks about the chip's centre)."""
+    centre = ARCFACE_SIZE / 2
+    chips: dict[float, NDArray[np.uint8]] = {}
+    out = []
+    for view in views:
+        if view.scale not in chips:
+            template = (ARCFACE_TEMPLATE - centre) / view.scale + centre
+            matrix = similarity_transform(points, template)
+            chips[view.scale] = np.asarray(
+                cv2.warpAffine(rgb, matrix, (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR),
+                np.uint8,
+            )
+        chip = chips[view.scale]
+        out.append(np.ascontiguousarray(chip[:, ::-1]) if view.mirrored else chip)
+    return out
 
 
 def landmarks68(

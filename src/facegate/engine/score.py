@@ -2,10 +2,12 @@
 
 score = 1 / (1 + exp(slope * (distance - midpoint)))
 
-A logistic curve over the Euclidean distance between dlib descriptors: it is monotone, so every
-threshold on the score is a threshold on the distance. The two parameters are fitted by
-``facegate eval calibrate`` on LFW's development *training* pairs (pairsDevTrain.txt, disjoint from
-the 10-fold test pairs), and shipped in ``facegate/models/score_calibration.json``. The fit puts
+A logistic curve over the Euclidean distance between two descriptors of one recipe (for unit
+descriptors such as SFace's, a function of the cosine): it is monotone, so every threshold on the
+score is a threshold on the distance. The two parameters are fitted per recipe and test-time
+augmentation mode by ``facegate eval calibrate`` on LFW's development *training* pairs
+(pairsDevTrain.txt, disjoint from the 10-fold test pairs), and shipped in
+``facegate/models/score_calibration.json`` as ``{recipe key: {tta mode: curve}}``. The fit puts
 the equal-error point near score 0.45 and makes the curve steep there, so the seed's two
 operating points (0.4 for identify-style use, 0.5 for /match) both sit near the best threshold.
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from facegate.errors import ModelMissing
 
 CALIBRATION_FILE = "score_calibration.json"
 
@@ -38,17 +42,22 @@ class ScoreCalibration:
         score = min(max(score, 1e-9), 1 - 1e-9)
         return self.midpoint + float(np.log(1.0 / score - 1.0)) / self.slope
 
-    def save(self, path: Path, key: str) -> None:
+    def save(self, path: Path, recipe: str, tta: str) -> None:
         existing = json.loads(path.read_text()) if path.exists() else {}
-        existing[key] = asdict(self)
+        existing.setdefault(recipe, {})[tta] = asdict(self)
         path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
 
-def load_calibration(key: str) -> ScoreCalibration:
-    """The shipped calibration for one embedding configuration (``flip`` or ``plain``)."""
+def load_calibration(recipe: str, tta: str) -> ScoreCalibration:
+    """The shipped curve of one recipe (``Recipe.key``) in one test-time augmentation mode."""
     text = (resources.files("facegate.models") / CALIBRATION_FILE).read_text()
-    entries = json.loads(text)
-    return ScoreCalibration(**entries[key])
+    entry = json.loads(text).get(recipe, {}).get(tta)
+    if entry is None:
+        raise ModelMissing(
+            f"no score calibration ships for recipe {recipe} with tta={tta}; fit one with "
+            "'facegate eval calibrate DATA' or choose another FACEGATE_TTA"
+        )
+    return ScoreCalibration(**entry)
 
 
 def distances(query: NDArray[np.float32], gallery: NDArray[np.float32]) -> NDArray[np.float32]:

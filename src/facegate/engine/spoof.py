@@ -68,7 +68,9 @@ def model_path() -> Path:
     return Path(str(resources.files("facegate.models") / MODEL_FILE))
 
 
-def load_spoof_detector(settings: Settings, path: Path | None = None) -> SpoofDetector:
+def load_spoof_detector(
+    settings: Settings, path: Path | None = None, threads: int | None = None
+) -> SpoofDetector:
     """The shipped spoof model (or the one at ``path``); ModelMissing (503) when it is absent."""
     path = path or model_path()
     if not path.is_file():
@@ -81,4 +83,4 @@ def load_spoof_detector(settings: Settings, path: Path | None = None) -> SpoofDe
         model = SpoofModel.load(path)
     except (OSError, KeyError, ValueError) as exc:
         raise ModelMissing(f"the spoof model file {path} is unreadable: {exc}") from exc
-    return SpoofDetector(model, intra_op_threads(settings))
+    return SpoofDetector(model, intra_op_threads(settings) if threads is None else threads)

@@ -122,7 +122,7 @@ def lfw_images(data_dir: Path) -> list[Path]:
 def _largest_face(data_dir: Path, images: int) -> None:
     paths = lfw_images(data_dir)
     paths = paths[:: max(1, len(paths) // images)][:images]
-    engine = FaceEngine(Settings(intra_op_threads=1))
+    engine = FaceEngine(Settings(intra_op_threads=1, detector="mtcnn", recognizer="dlib"))
     engine.warm_up()
     every_face: list[float] = []
     largest_only: list[float] = []
@@ -159,7 +159,8 @@ from facegate.engine import align, mtcnn_graphs
 from facegate.engine.decode import decode_image
 from facegate.engine.detect import DetectorConfig, MTCNNDetector
 from facegate.engine.embed import OnnxEmbedder
-from facegate.engine.models import cpu_session, dlib_model_path
+from facegate.engine.models import cpu_session
+from facegate.engine.zoo import REGISTRY
 from facegate.engine.resnet_onnx import ensure_resnet_onnx
 
 threads, spin, repeats, path = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
@@ -170,10 +171,10 @@ detector = MTCNNDetector(
       (mtcnn_graphs.build_pnet, mtcnn_graphs.build_rnet, mtcnn_graphs.build_onet)),
     DetectorConfig(),
 )
-resnet = ensure_resnet_onnx(dlib_model_path("resnet"), Settings().model_cache_dir)
+resnet = ensure_resnet_onnx(REGISTRY["dlib"].file(0), Settings().model_cache_dir)
 embedder = OnnxEmbedder(session(resnet.read_bytes()))
 import dlib
-predictor = dlib.shape_predictor(str(dlib_model_path("shape5")))
+predictor = dlib.shape_predictor(str(REGISTRY["dlib"].file(1)))
 rgb = decode_image(open(path, "rb").read(), max_bytes=1 << 26, max_pixels=1 << 26).rgb
 face = detector.detect(rgb)[0]
 chips = np.stack(align.face_chips(rgb, predictor, face.box) * 6)

@@ -4,7 +4,7 @@ Every image named by the pair list is processed once: its labelled face is found
 embedded in every test-time-augmentation view; each TTA mode (none, flip, multi) is then a mean
 over its subset of views, so one pass measures all modes on identical detections.
 
-An image where MTCNN finds no face is retried with a relaxed detector, and failing that the
+An image where the detector finds no face is retried with a relaxed detector, and failing that the
 deep-funnelled centre box is used, so every pair gets a descriptor; the report also gives the
 figures where such images simply match nobody, which is what a caller of the service gets.
 Descriptors are cached in the data folder (derived from LFW, they never enter the repository).
@@ -12,6 +12,7 @@ Descriptors are cached in the data folder (derived from LFW, they never enter th
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -22,14 +23,42 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.config import TTA, Settings
-from facegate.engine.align import ALIGNMENT, ALL_VIEWS, VIEW_INDEX
+from facegate.engine.align import ALL_VIEWS, VIEW_INDEX
 from facegate.engine.engine import FaceEngine
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
 from facegate.engine.types import DetectedFace
+from facegate.engine.zoo import REGISTRY
 from facegate.eval import verification as v
 from facegate.eval.lfw_data import Pair, central_box, labelled_face, read_pairs
 
 MODES: tuple[TTA, ...] = ("none", "flip", "multi")
+# The modes each recogniser is measured and calibrated in: SFace's zoomed views were never
+# chosen on development data, so only its single and mirrored passes are offered.
+RECOGNIZER_MODES: dict[str, tuple[TTA, ...]] = {"sface": ("none", "flip"), "dlib": MODES}
+DETECTORS = ("yunet", "mtcnn")
+
+
+def engine_settings(detector: str, recognizer: str, backend: str = "onnx") -> Settings:
+    return Settings(detector=detector, recognizer=recognizer, embed_backend=backend)  # type: ignore[arg-type]
+
+
+def relaxed(settings: Settings) -> Settings:
+    """The same engine with a detector that accepts weaker faces (LFW's hard images)."""
+    return settings.model_copy(
+        update={
+            "min_face_size": 12,
+            "detect_thresholds": (0.5, 0.5, 0.5),
+            "yunet_score_threshold": 0.5,
+        }
+    )
+
+
+def cache_label(settings: Settings) -> str:
+    """Names what produced a descriptor: detector, recipe and (dlib) the backend."""
+    spec = REGISTRY[settings.recognizer]
+    assert spec.recipe is not None
+    backend = f"-{settings.embed_backend}" if settings.recognizer == "dlib" else ""
+    return re.sub(r"[^\w.-]+", "_", f"{settings.detector}-{spec.recipe.key}{backend}")
 
 
 @dataclass
@@ -41,10 +70,14 @@ class DescriptorRun:
     seconds: list[float] = field(default_factory=list)
     views: tuple[int, ...] = VIEW_INDEX["multi"]  # which of ALL_VIEWS the rows hold
 
-    def mode(self, tta: TTA) -> dict[str, NDArray[np.float32]]:
-        """Descriptors as the engine computes them in one TTA mode."""
+    def mode(self, tta: TTA, normalized: bool = False) -> dict[str, NDArray[np.float32]]:
+        """Descriptors as the engine computes them in one TTA mode (the mean of its views,
+        scaled to unit length for a recipe of unit descriptors)."""
         rows = [self.views.index(i) for i in VIEW_INDEX[tta]]
-        return {p: d[rows].mean(axis=0) for p, d in self.descriptors.items()}
+        means = {p: d[rows].mean(axis=0) for p, d in self.descriptors.items()}
+        if normalized:
+            return {p: m / max(float(np.linalg.norm(m)), 1e-12) for p, m in means.items()}
+        return means
 
 
 def facegate_descriptors(
@@ -56,7 +89,7 @@ def facegate_descriptors(
 ) -> DescriptorRun:
     """Per-view descriptors of the labelled face of each image, cached per backend and views."""
     suffix = "" if views == VIEW_INDEX["multi"] else "-" + "".join(map(str, views))
-    name = f"lfw-{settings.embed_backend}-views{suffix}-{ALIGNMENT}.npz"
+    name = f"lfw-{cache_label(settings)}-views{suffix}.npz"
     cache = settings.data_dir / "eval-cache" / name
     run = cached_run(
         cache, paths, lambda todo: _compute_descriptors(lfw_dir, todo, settings, progress, views)
@@ -114,9 +147,7 @@ def _compute_descriptors(
     lfw_dir: Path, paths: list[str], settings: Settings, progress: bool, views: tuple[int, ...]
 ) -> DescriptorRun:
     engine = FaceEngine(settings)
-    relaxed_engine = FaceEngine(
-        settings.model_copy(update={"min_face_size": 12, "detect_thresholds": (0.5, 0.5, 0.5)})
-    )
+    relaxed_engine = FaceEngine(relaxed(settings))
     engine.warm_up()
     run = DescriptorRun({})
     for index, rel in enumerate(paths):
@@ -208,33 +239,34 @@ def run_lfw(
     limit: int = 0,
     peer: bool = False,
     backend: str = "onnx",
+    detector: str | None = None,
+    recognizer: str | None = None,
     tta: TTA | None = None,
+    product: bool = True,
 ) -> int:
-    """LFW figures for every TTA mode, or only ``tta`` (computing only its views: with the slow
-    dlib backend, ``--tta none`` is the affordable parity check)."""
+    """LFW figures of the product path (defaults, through the service) and of the engine for
+    every detector x recogniser pair and TTA mode (or only those named)."""
     lfw_dir = _lfw_dir(data_dir)
     pairs = [p for p in read_pairs(lfw_dir / "pairs.txt", limit or None) if p.fold < folds]
     paths = _unique_paths(pairs)
-    settings = Settings(embed_backend=backend)  # type: ignore[arg-type]
     print(
         f"LFW: {len(pairs)} pairs ({sum(p.same for p in pairs)} matched) over {len(paths)} "
-        f"images; backend {backend}; alignment {ALIGNMENT}"
+        f"images, {len({p.fold for p in pairs})} folds"
     )
-    modes = MODES if tta is None else (tta,)
-    views = tuple(sorted({i for mode in modes for i in VIEW_INDEX[mode]}))
-    run = facegate_descriptors(lfw_dir, paths, settings, views=views)
-    _describe_run("facegate", run, pairs)
-    if run.fallback:
-        print(f"[facegate] centre-box images: {', '.join(run.fallback)}")
-    for mode in modes:
-        calibration = load_calibration(mode)
-        scores = calibration.score(pair_distances(pairs, run.mode(mode)))
-        fixed = [("score 0.4", 0.4), ("score 0.5", 0.5)]
-        _report(f"facegate tta={mode}", scores, pairs, fixed, run, 0.0)
+    if product:
+        from facegate.eval.product import run_product_path
+
+        run_product_path(lfw_dir, pairs, Settings())
+    detectors = (detector,) if detector else DETECTORS
+    recognizers = (recognizer,) if recognizer else tuple(RECOGNIZER_MODES)
+    for detector_name in detectors:
+        for recognizer_name in recognizers:
+            settings = engine_settings(detector_name, recognizer_name, backend)
+            _engine_figures(lfw_dir, pairs, paths, settings, tta)
     if peer:
         from facegate.eval.peer import peer_descriptors
 
-        peer_cache = settings.data_dir / "eval-cache" / "lfw-face_recognition-1.3.0.npz"
+        peer_cache = Settings().data_dir / "eval-cache" / "lfw-face_recognition-1.3.0.npz"
         peer_run = cached_run(peer_cache, paths, lambda todo: peer_descriptors(lfw_dir, todo))
         _describe_run("face_recognition 1.3.0", peer_run, pairs)
         # face_recognition's own rule: the same person when distance <= tolerance (0.6).
@@ -244,29 +276,54 @@ def run_lfw(
     return 0
 
 
-def run_calibrate(data_dir: Path, *, backend: str = "onnx") -> int:
-    """Fit the score curve of every TTA mode on LFW's DevTrain pairs (not the test pairs)."""
+def _engine_figures(
+    lfw_dir: Path, pairs: list[Pair], paths: list[str], settings: Settings, tta: TTA | None
+) -> None:
+    spec = REGISTRY[settings.recognizer]
+    assert spec.recipe is not None
+    modes = RECOGNIZER_MODES[settings.recognizer] if tta is None else (tta,)
+    views = tuple(sorted({i for mode in modes for i in VIEW_INDEX[mode]}))
+    label = f"engine {settings.detector}+{settings.recognizer}"
+    print(f"[{label}] recipe {spec.recipe.key}")
+    run = facegate_descriptors(lfw_dir, paths, settings, views=views)
+    _describe_run(label, run, pairs)
+    if run.fallback:
+        print(f"[{label}] centre-box images: {', '.join(run.fallback)}")
+    for mode in modes:
+        calibration = load_calibration(spec.recipe.key, mode)
+        scores = calibration.score(pair_distances(pairs, run.mode(mode, spec.recipe.normalized)))
+        fixed = [("score 0.4", 0.4), ("score 0.5", 0.5)]
+        _report(f"{label} tta={mode}", scores, pairs, fixed, run, 0.0)
+
+
+def run_calibrate(data_dir: Path, *, backend: str = "onnx", recognizer: str | None = None) -> int:
+    """Fit the score curve of every recogniser and TTA mode on LFW's DevTrain pairs (never
+    the test pairs), with the default detector."""
     from facegate.engine.score import CALIBRATION_FILE
 
     lfw_dir = _lfw_dir(data_dir)
     pairs = read_pairs(lfw_dir / "pairsDevTrain.txt")
     same = np.array([p.same for p in pairs])
-    run = facegate_descriptors(
-        lfw_dir,
-        _unique_paths(pairs),
-        Settings(embed_backend=backend),  # type: ignore[arg-type]
-    )
     target = Path(__file__).resolve().parent.parent / "models" / CALIBRATION_FILE
-    for mode in MODES:
-        dist = pair_distances(pairs, run.mode(mode))
-        calibration = fit_calibration(dist, same, mode)
-        calibration.save(target, mode)
-        scores = calibration.score(dist)
-        print(
-            f"[{mode}] midpoint {calibration.midpoint:.4f}, slope {calibration.slope:.2f}; "
-            f"DevTrain accuracy at 0.4: {100 * v.accuracy_at(scores, same, 0.4):.2f} %, "
-            f"at 0.5: {100 * v.accuracy_at(scores, same, 0.5):.2f} %"
-        )
+    detector = Settings().detector
+    for name in (recognizer,) if recognizer else tuple(RECOGNIZER_MODES):
+        spec = REGISTRY[name]
+        assert spec.recipe is not None
+        modes = RECOGNIZER_MODES[name]
+        views = tuple(sorted({i for mode in modes for i in VIEW_INDEX[mode]}))
+        settings = engine_settings(detector, name, backend)
+        run = facegate_descriptors(lfw_dir, _unique_paths(pairs), settings, views=views)
+        for mode in modes:
+            dist = pair_distances(pairs, run.mode(mode, spec.recipe.normalized))
+            calibration = fit_calibration(dist, same, f"{detector}+{name}, tta={mode}")
+            calibration.save(target, spec.recipe.key, mode)
+            scores = calibration.score(dist)
+            print(
+                f"[{name} tta={mode}] midpoint {calibration.midpoint:.4f}, slope "
+                f"{calibration.slope:.2f}; DevTrain accuracy at 0.4: "
+                f"{100 * v.accuracy_at(scores, same, 0.4):.2f} %, at 0.5: "
+                f"{100 * v.accuracy_at(scores, same, 0.5):.2f} %"
+            )
     print(f"written to {target}")
     return 0
 

@@ -11,8 +11,8 @@ from facegate.config import Settings
 from facegate.engine import align
 from facegate.engine.embed import DlibEmbedder
 from facegate.engine.engine import FaceEngine
-from facegate.engine.models import dlib_model_path
 from facegate.engine.types import DetectedFace
+from facegate.engine.zoo import REGISTRY
 from facegate.eval.lfw_data import central_box, labelled_face
 
 
@@ -20,9 +20,11 @@ def run_parity(data_dir: Path, *, faces: int = 500) -> int:
     lfw_dir = data_dir / "lfw" if (data_dir / "lfw").is_dir() else data_dir
     paths = sorted((lfw_dir / "lfw-deepfunneled").glob("*/*.jpg"))
     paths = paths[:: max(1, len(paths) // faces)][:faces]
-    engine = FaceEngine(Settings(embed_backend="onnx", tta="none", intra_op_threads=1))
+    engine = FaceEngine(
+        Settings(recognizer="dlib", embed_backend="onnx", tta="none", intra_op_threads=1)
+    )
     engine.warm_up()
-    reference = DlibEmbedder(dlib_model_path("resnet"))
+    reference = DlibEmbedder(REGISTRY["dlib"].file(0))
     cosines, onnx_s, dlib_s = [], [], []
     for path in paths:
         image = engine.decode(path.read_bytes())

@@ -17,31 +17,29 @@ class CachedIndex:
     names: dict[str, str | None]  # label → enrollment name at build time
 
 
+# Builds of different collections run side by side on this many striped locks; a fixed pool
+# rather than a lock per collection ever seen, which would grow without bound.
+BUILD_LOCKS = 32
+
+
 class IndexCache:
     def __init__(self, capacity: int) -> None:
         self._capacity = max(1, capacity)
         self._entries: OrderedDict[str, CachedIndex] = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
+        self._building = [threading.Lock() for _ in range(BUILD_LOCKS)]
 
     def get(self, key: str, version: int, build: Callable[[], CachedIndex]) -> CachedIndex:
         """The index for (key, version), building it once even under concurrent requests."""
         entry = self._lookup(key, version)
         if entry is not None:
             return entry
-        with self._lock:
-            build_lock = self._building.setdefault(key, threading.Lock())
-        with build_lock:
+        with self._building[hash(key) % BUILD_LOCKS]:
             entry = self._lookup(key, version)
             if entry is None:
                 entry = build()
                 self._store(key, entry)
         return entry
-
-    def discard(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-            self._building.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._entries)

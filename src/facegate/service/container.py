@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from facegate.config import Settings
 from facegate.index import IndexCache
+from facegate.index.gallery import SnapshotGallery
 from facegate.service.collections import Collections
 from facegate.service.detection import Detection
 from facegate.service.enrollments import Enrollments
@@ -51,7 +52,10 @@ class Services:
             enrollments=Enrollments(database, reader, settings),
             trainer=trainer,
             recognition=Recognition(
-                database, reader, settings, IndexCache(settings.index_cache_collections)
+                database,
+                reader,
+                settings,
+                SnapshotGallery(database, IndexCache(settings.index_cache_collections)),
             ),
             detection=Detection(reader),
             spoof=SpoofChecks(database, reader, settings),

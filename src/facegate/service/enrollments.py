@@ -145,12 +145,15 @@ class Enrollments:
         first_position: int,
     ) -> None:
         now = utcnow()
+        engine = self._reader.engine
         for offset, face in enumerate(faces):
             session.add(
                 Embedding(
                     enrollment_id=enrollment_id,
                     position=first_position + offset,
                     vector=to_blob(face.descriptor),
+                    recipe=engine.recipe.key,
+                    tta=engine.tta,
                     image=images[face.field] if self._settings.store_images else None,
                     created=now,
                 )

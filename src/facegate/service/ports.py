@@ -1,14 +1,17 @@
-"""What the service layer needs from the face engine (FaceEngine satisfies it; tests fake it)."""
+"""What the service layer needs from the outside: the face engine (FaceEngine satisfies it;
+tests fake it) and the gallery that searches a trained collection (index/gallery.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facegate.engine.decode import DecodedImage
+from facegate.engine.registry import Recipe
 from facegate.engine.types import DetectedFace
 
 
@@ -19,6 +22,14 @@ class ScoreCurve(Protocol):
 class Engine(Protocol):
     @property
     def ready(self) -> bool: ...
+
+    @property
+    def recipe(self) -> Recipe:
+        """What this engine's descriptors are; stored with each one."""
+        ...
+
+    @property
+    def tta(self) -> str: ...
 
     @property
     def calibration(self) -> ScoreCurve: ...
@@ -47,3 +58,26 @@ class Engine(Protocol):
     ) -> NDArray[np.float64]: ...
 
     def spoof_probability(self, image: DecodedImage, face: DetectedFace) -> float: ...
+
+
+@dataclass(frozen=True)
+class GalleryHit:
+    label: str  # an enrollment id
+    name: str | None  # its name when the snapshot was indexed
+    distance: float  # from the query to the enrollment's closest embedding
+
+
+class Gallery(Protocol):
+    def search(
+        self,
+        collection_id: str,
+        snapshot_version: int,
+        recipe: str,
+        dimension: int,
+        queries: NDArray[np.float32],
+        k: int,
+    ) -> list[list[GalleryHit]]:
+        """Per query row, the k nearest enrollments of the collection's trained snapshot (only
+        embeddings of ``recipe``), nearest first. RecipeMismatch when the snapshot holds only
+        embeddings of other recipes."""
+        ...

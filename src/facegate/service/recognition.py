@@ -5,23 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
 from facegate.config import Settings
 from facegate.engine.types import DetectedFace
-from facegate.errors import NoFaceFound, NotTrained
-from facegate.index import ExactIndex, IndexCache
-from facegate.index.cache import CachedIndex
+from facegate.errors import NoFaceFound, NotTrained, RecipeMismatch
 from facegate.service.common import Tenant, echo, get_owned
 from facegate.service.decision import Candidate, OpenSetPolicy, unknown_probability
 from facegate.service.images import FaceReader
+from facegate.service.ports import Gallery
 from facegate.store.db import Database
-from facegate.store.models import Collection, Embedding, Enrollment, TrainedEmbedding
+from facegate.store.models import Collection, Embedding, Enrollment
 from facegate.store.vectors import stack_blobs
-
-DESCRIPTOR_SIZE = 128
-MAX_TOP_K = 100
 
 
 @dataclass(frozen=True)
@@ -48,26 +43,36 @@ class _Snapshot:
 
 class Recognition:
     def __init__(
-        self, database: Database, reader: FaceReader, settings: Settings, cache: IndexCache
+        self, database: Database, reader: FaceReader, settings: Settings, gallery: Gallery
     ) -> None:
         self._db = database
         self._reader = reader
         self._settings = settings
-        self._cache = cache
+        self._gallery = gallery
 
     def match(
         self, tenant: Tenant, enrollment_id: str, image: bytes, threshold: float | None = None
     ) -> list[EmbeddingMatch]:
-        """The face's score against every stored embedding of the enrollment, in enrolled order."""
+        """The face's score against every stored embedding of the enrollment made by the running
+        recipe, in enrolled order."""
         limit = self._settings.match_threshold if threshold is None else threshold
+        recipe = self._reader.engine.recipe
         with self._db.reading() as session:
             enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
             blobs = session.scalars(
                 select(Embedding.vector)
-                .where(Embedding.enrollment_id == enrollment.id)
+                .where(Embedding.enrollment_id == enrollment.id, Embedding.recipe == recipe.key)
                 .order_by(Embedding.position)
             ).all()
-        gallery = stack_blobs(list(blobs), DESCRIPTOR_SIZE)
+            if not blobs:
+                held = session.execute(
+                    select(Embedding.recipe, func.count())
+                    .where(Embedding.enrollment_id == enrollment.id)
+                    .group_by(Embedding.recipe)
+                ).all()
+                if held:
+                    raise _enrollment_mismatch(enrollment.id, recipe.key, dict(held))
+        gallery = stack_blobs(list(blobs), recipe.dimension)
         decoded = self._reader.decode("img", image)
         _, query = self._reader.largest_face("img", decoded)
         scores = self._reader.engine.similarities(query, gallery)
@@ -91,17 +96,21 @@ class Recognition:
         if not faces:
             raise NoFaceFound("img: no face found")
         descriptors = engine.embed(decoded, faces)
-
-        cached = self._cache.get(
-            snapshot.collection_id, snapshot.version, lambda: self._build(snapshot)
-        )
         # The runner-up is always needed for the margin rule, even when top_k is 1.
         wanted = max(top_k or 1, 2)
+        found = self._gallery.search(
+            snapshot.collection_id,
+            snapshot.version,
+            engine.recipe.key,
+            engine.recipe.dimension,
+            descriptors,
+            wanted,
+        )
         results = []
-        for face, hits in zip(faces, cached.index.search(descriptors, wanted), strict=True):
+        for face, hits in zip(faces, found, strict=True):
             scores = engine.calibration.score(np.array([h.distance for h in hits], np.float32))
             ranked = [
-                Candidate(h.label, cached.names.get(h.label), float(s))
+                Candidate(h.label, h.name, float(s))
                 for h, s in zip(hits, np.atleast_1d(scores), strict=True)
             ]
             results.append(
@@ -131,23 +140,11 @@ class Recognition:
             policy = OpenSetPolicy.for_collection(self._settings, unknowns=collection.unknowns)
             return _Snapshot(collection.id, collection.snapshot_version, policy)
 
-    def _build(self, snapshot: _Snapshot) -> CachedIndex:
-        with self._db.reading() as session:
-            version = _current_version(session, snapshot.collection_id)
-            rows = session.execute(
-                select(Embedding.enrollment_id, Embedding.vector, Enrollment.name)
-                .join(TrainedEmbedding, TrainedEmbedding.embedding_id == Embedding.id)
-                .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
-                .where(TrainedEmbedding.collection_id == snapshot.collection_id)
-            ).all()
-        labels = [row[0] for row in rows]
-        vectors = stack_blobs([row[1] for row in rows], DESCRIPTOR_SIZE)
-        names = {row[0]: row[2] for row in rows}
-        return CachedIndex(version=version, index=ExactIndex(vectors, labels), names=names)
 
-
-def _current_version(session: Session, collection_id: str) -> int:
-    version = session.scalar(
-        select(Collection.snapshot_version).where(Collection.id == collection_id)
+def _enrollment_mismatch(enrollment_id: str, running: str, held: dict[str, int]) -> RecipeMismatch:
+    holdings = ", ".join(f"{count} by {recipe}" for recipe, count in sorted(held.items()))
+    return RecipeMismatch(
+        f"enrollment {echo(enrollment_id)!r} holds embeddings of another recipe ({holdings}); "
+        f"this server computes {running}. Add its images again on this server (PUT /v1/enroll) "
+        "or serve with the recogniser that made them (FACEGATE_RECOGNIZER)"
     )
-    return int(version) if version is not None else -1

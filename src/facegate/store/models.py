@@ -86,15 +86,25 @@ class Enrollment(Base):
 
 
 class Embedding(Base):
-    """One face descriptor (little-endian float32 blob) per enrolled image."""
+    """One face descriptor (little-endian float32 blob) per enrolled image, with its recipe.
+
+    ``recipe`` is the embedding space (``Recipe.key``: recogniser, version, alignment): only
+    descriptors of one recipe are compared. ``tta`` is the test-time augmentation that averaged
+    it (provenance; empty for rows older than the column).
+    """
 
     __tablename__ = "embeddings"
-    __table_args__ = (Index("ix_embeddings_enrollment_position", "enrollment_id", "position"),)
+    __table_args__ = (
+        Index("ix_embeddings_enrollment_position", "enrollment_id", "position"),
+        Index("ix_embeddings_recipe", "recipe"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    recipe: Mapped[str] = mapped_column(String(96))
+    tta: Mapped[str | None] = mapped_column(String(16), default=None)
     # The enrolled image, only when settings.store_images is on.
     image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created: Mapped[datetime] = mapped_column(DateTime())
