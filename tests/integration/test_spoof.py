@@ -17,12 +17,11 @@ from PIL import Image
 from facegate.config import Settings
 from facegate.engine.decode import DecodedImage
 from facegate.engine.engine import FaceEngine
-from facegate.engine.spoof import load_spoof_detector, model_path
+from facegate.engine.spoof import load_spoof_detector, mobilenet, model_path
+from facegate.engine.spoof.features import FeatureConfig
+from facegate.engine.spoof.model import SpoofModel
 from facegate.eval.spoof import run_spoof_eval
-from facegate.spoof import mobilenet
 from facegate.spoof.data import nuaa_samples
-from facegate.spoof.features import FeatureConfig
-from facegate.spoof.model import SpoofModel
 from facegate.spoof.train import run_train, train_on
 from tests.factories import astronaut_rgb, augmented, grace_hopper_rgb, group_member_rgb
 

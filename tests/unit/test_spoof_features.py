@@ -14,9 +14,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from facegate.engine.types import DetectedFace
-from facegate.spoof import mobilenet
-from facegate.spoof.features import (
+from facegate.engine.spoof import mobilenet
+from facegate.engine.spoof.features import (
     LBP_BINS,
     FeatureConfig,
     LbpFeatures,
@@ -24,6 +23,7 @@ from facegate.spoof.features import (
     lbp_histograms,
     log_spectrum,
 )
+from facegate.engine.types import DetectedFace
 from facegate.spoof.metrics import auc, pad_figures
 from facegate.spoof.torch_pth import load_state_dict
 from tests.factories import grace_hopper_rgb

@@ -1,7 +1,7 @@
 """A small helper for writing ONNX graphs by hand: fresh names, constants, nodes, the model.
 
 Shared by the converters of dlib's ResNet (``resnet_onnx``), MTCNN (``mtcnn_graphs``) and the
-spoof detector's MobileNetV2 (``facegate.spoof.mobilenet``).
+spoof detector's MobileNetV2 (``facegate.engine.spoof.mobilenet``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +43,6 @@ class DetectedFace:
     points: NDArray[np.float32]  # 5 x 2
     landmarks68: NDArray[np.float32] | None = None  # 68 x 2, on request
     quality: FaceQuality | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def area(self) -> float:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from facegate.config import Settings
 from facegate.engine.spoof import SpoofDetector, load_spoof_detector, model_path
+from facegate.engine.spoof.model import SpoofModel
 from facegate.spoof import data
 from facegate.spoof.data import Sample
 from facegate.spoof.metrics import PadFigures, pad_figures
-from facegate.spoof.model import SpoofModel
 from facegate.spoof.train import _digest, featurize, train_on
 
 TIMED_FACES = 30

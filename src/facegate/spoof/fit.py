@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from facegate.engine.spoof.features import FeatureConfig
+from facegate.engine.spoof.model import SpoofModel, histogram_map
 from facegate.spoof.data import Sample
-from facegate.spoof.features import FeatureConfig
 from facegate.spoof.metrics import PadFigures, pad_figures
-from facegate.spoof.model import SpoofModel, histogram_map
 
 N_FOLDS = 4
 C_GRID = (0.01, 0.03, 0.1)  # inverse L2 strength of the logistic head, chosen per training run

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facegate.spoof import data, mobilenet
+from facegate.engine.spoof import mobilenet
+from facegate.engine.spoof.features import FeatureConfig, FeatureExtractor, make_extractor
+from facegate.spoof import data
 from facegate.spoof.data import Sample
-from facegate.spoof.features import FeatureConfig, FeatureExtractor, make_extractor
 from facegate.spoof.fit import HeadFit, fit_head, session_aware_folds
 from facegate.spoof.torch_pth import load_state_dict
 

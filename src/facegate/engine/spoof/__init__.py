@@ -18,9 +18,9 @@ from numpy.typing import NDArray
 
 from facegate.config import Settings
 from facegate.engine.models import intra_op_threads
+from facegate.engine.spoof.model import SpoofModel
 from facegate.engine.types import DetectedFace
 from facegate.errors import BadRequest, ModelMissing
-from facegate.spoof.model import SpoofModel
 
 MODEL_FILE = "spoof_model.npz"
 

@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.engine.models import cpu_session
+from facegate.engine.spoof import mobilenet
 from facegate.engine.types import DetectedFace
-from facegate.spoof import mobilenet
 
 LBP_NEIGHBOURS = 8
 LBP_BINS = 59  # 58 uniform 8-bit patterns + one bin for all the others

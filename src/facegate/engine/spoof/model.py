@@ -23,7 +23,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facegate.spoof.features import FeatureConfig, FeatureExtractor, FeatureKind, make_extractor
+from facegate.engine.spoof.features import (
+    FeatureConfig,
+    FeatureExtractor,
+    FeatureKind,
+    make_extractor,
+)
 
 FORMAT_VERSION = 1
 BACKBONE_PREFIX = "backbone/"
