@@ -51,7 +51,9 @@ def test_finds_all_six_people_in_the_group_photo(engine: FaceEngine) -> None:
     faces = engine.detect(engine.decode(group_photo_bytes()))
     assert len(faces) == 6
     areas = [f.area for f in faces]
-    assert areas == sorted(areas, reverse=True)
+    # Largest first; the first may be a same-sized neighbour nearer the centre (by_prominence).
+    assert areas[0] >= 0.8 * max(areas)
+    assert areas[1:] == sorted(areas[1:], reverse=True)
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

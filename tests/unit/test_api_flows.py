@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from facegate.engine.registry import Recipe
 from facegate.service.container import Services
-from facegate.store.models import SpoofCheck
+from facegate.store.models import Embedding, SpoofCheck
 
 if TYPE_CHECKING:
     from tests.unit.conftest import Faces, FakeEngine, Tenants
@@ -452,3 +454,52 @@ def test_enrollment_images_are_embedded_in_one_network_call(
     _enroll(client, tenants.alice, faces, (200, 40, 40), (200, 40, 40), (200, 40, 40))
     assert engine.embed_calls - calls_before == 1
     assert engine.embedded_faces - faces_before == 3
+
+
+def test_vectors_of_another_recipe_are_refused_with_409_saying_what_to_do(
+    client: TestClient,
+    tenants: Tenants,
+    faces: Faces,
+    trained: dict[str, str],
+    engine: FakeEngine,
+    services: Services,
+) -> None:
+    made_by = engine.recipe.key
+    # The server now runs another recogniser: what was enrolled before is another space.
+    engine.recipe = Recipe("other", "2", "chips", 128, normalized=True)
+    with services.database.reading() as session:
+        before = session.scalar(select(func.count()).select_from(Embedding))
+    match = client.post(
+        "/v1/match",
+        json={"img": faces.b64(faces.alice), "id": trained["alice"]},
+        headers=tenants.alice,
+    )
+    assert match.status_code == 409
+    body = match.json()
+    assert body["success"] is False and body["data"] is None
+    assert made_by in body["message"] and "other@2/chips" in body["message"]
+    assert "PUT /v1/enroll" in body["message"]
+    identify = client.post(
+        "/v1/identify",
+        json={"img": faces.b64(faces.alice), "collection_id": trained["collection"]},
+        headers=tenants.alice,
+    )
+    assert identify.status_code == 409
+    assert made_by in identify.json()["message"] and "POST /v1/train" in identify.json()["message"]
+    # Adding the images again on this server makes the enrollment usable, nothing is lost.
+    client.put(
+        "/v1/enroll",
+        json={"enrollment_id": trained["alice"], "img0": faces.b64(faces.alice)},
+        headers=tenants.alice,
+    )
+    again = client.post(
+        "/v1/match",
+        json={"img": faces.b64(faces.alice), "id": trained["alice"]},
+        headers=tenants.alice,
+    )
+    assert again.status_code == 200
+    assert list(_data(again)) == ["emb0_score", "emb0_match"]  # only this recipe's embedding
+    with services.database.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Embedding)) == before + 1
+        recipes = set(session.scalars(select(Embedding.recipe)))
+    assert recipes == {made_by, "other@2/chips"}

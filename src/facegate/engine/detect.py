@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from facegate.engine.types import DetectedFace
+from facegate.engine.types import DetectedFace, by_prominence
 
 FloatArray = NDArray[np.float32]
 
@@ -96,7 +96,7 @@ class MTCNNDetector:
         boxes, points = self._output(image, boxes)
         height, width = image.shape[:2]
         faces = [_to_face(box, pts, width, height) for box, pts in zip(boxes, points, strict=True)]
-        return sorted(faces, key=lambda f: f.area, reverse=True)
+        return by_prominence(faces, width, height)
 
     # Stage 1: P-Net over the pyramid.
     def _propose(

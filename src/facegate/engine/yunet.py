@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from facegate.engine.types import DetectedFace
+from facegate.engine.types import DetectedFace, by_prominence
 
 STRIDES = (8, 16, 32)
 PAD_MULTIPLE = 32
@@ -52,8 +52,8 @@ class YuNetDetector:
         *,
         largest_only: bool = False,
     ) -> list[DetectedFace]:
-        """All faces in an RGB image, largest first; with ``largest_only``, just the first
-        (one network pass finds every size, so it costs the same)."""
+        """All faces in an RGB image, largest first (``by_prominence``); with ``largest_only``,
+        just the first (one network pass finds every size, so it costs the same)."""
         height, width = rgb.shape[:2]
         if min(height, width) < 2:
             return []
@@ -72,7 +72,7 @@ class YuNetDetector:
             for box, score, pts in zip(boxes, scores, points, strict=True)
         ]
         faces = [f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= smallest]
-        faces.sort(key=lambda f: f.area, reverse=True)
+        faces = by_prominence(faces, width, height)
         return faces[:1] if largest_only else faces
 
     def _run(

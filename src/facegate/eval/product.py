@@ -38,6 +38,13 @@ def run_product_path(lfw_dir: Path, pairs: list[Pair], settings: Settings) -> di
         started = time.perf_counter()
         scores, refused, unmatched = _scores(lfw_dir, pairs, services, tenant)
         seconds = time.perf_counter() - started
+        # What the refused images would have scored without the gate: the evidence for it.
+        ungated_settings = store.model_copy(
+            update={"min_enroll_eye_distance": 0.0, "max_enroll_abs_yaw": 180.0}
+        )
+        ungated = Services.build(ungated_settings, engine, services.database)
+        touched = [p for p in pairs if p.first in refused]
+        ungated_scores, _, _ = _scores(lfw_dir, touched, ungated, tenant)
         services.database.dispose()
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
@@ -45,7 +52,7 @@ def run_product_path(lfw_dir: Path, pairs: list[Pair], settings: Settings) -> di
     tar, _ = v.tar_at_far(scores, same, 0.001)
     at_04 = v.accuracy_at(scores, same, 0.4)
     at_05 = v.accuracy_at(scores, same, settings.match_threshold)
-    reasons = Counter(reason for _, reason in refused.items())
+    reasons = Counter(_reason(message) for message in refused.values())
     print(
         f"[product path: /v1/enroll + /v1/match code, defaults: {settings.detector} + "
         f"{settings.recognizer}, tta={engine.tta}] {len({p.first for p in pairs})} images "
@@ -55,6 +62,7 @@ def run_product_path(lfw_dir: Path, pairs: list[Pair], settings: Settings) -> di
     )
     for reason, count in reasons.most_common():
         print(f"    refused {count}: {reason}")
+    _gate_evidence(pairs, scores, refused, touched, ungated_scores, settings.match_threshold)
     print(
         f"[product path] {len(set(folds))}-fold {100 * kfold.mean:.2f} % ± {100 * kfold.std:.2f} "
         f"({round((1 - kfold.mean) * len(pairs))} errors); at score 0.4: {100 * at_04:.2f} %; "
@@ -68,6 +76,39 @@ def run_product_path(lfw_dir: Path, pairs: list[Pair], settings: Settings) -> di
         "tar_at_far_0.1%": tar,
         "refused": float(len(refused)),
     }
+
+
+def _reason(message: str) -> str:
+    """The kind of refusal, without its figures ("face turned too far")."""
+    return "; ".join(part.split(" (")[0] for part in message.split("; "))
+
+
+def _gate_evidence(
+    pairs: list[Pair],
+    scores: np.ndarray,
+    refused: dict[str, str],
+    touched: list[Pair],
+    ungated: np.ndarray,
+    threshold: float,
+) -> None:
+    """Matched pairs of refused images, scored without the gate, against the accepted ones."""
+    accepted = [s for p, s in zip(pairs, scores, strict=True) if p.same and p.first not in refused]
+    blocked = [s for p, s in zip(touched, ungated, strict=True) if p.same]
+    if not blocked:
+        return
+    for label, values in (("accepted", accepted), ("refused, scored ungated", blocked)):
+        array = np.array(values)
+        print(
+            f"    matched pairs of {label} images: {len(array)}, median score "
+            f"{np.median(array):.3f}, mean {array.mean():.3f}, missed at {threshold}: "
+            f"{100 * (array < threshold).mean():.1f} %"
+        )
+    for pair, score in zip(touched, ungated, strict=True):
+        print(
+            f"    refused {pair.first} ({refused[pair.first]}): "
+            f"{'matched' if pair.same else 'mismatched'} pair with {pair.second}, "
+            f"ungated score {score:.3f}"
+        )
 
 
 def _scores(
