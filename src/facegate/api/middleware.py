@@ -71,12 +71,16 @@ def body_limit(settings: Settings, path: str, content_type: str | None) -> int:
     return base64_image * images + _JSON_OVERHEAD
 
 
-def limit_setting(content_type: str | None) -> str:
-    """The setting that raises :func:`body_limit` for this kind of body."""
+def limit_setting(settings: Settings, content_type: str | None) -> str:
+    """The setting(s) that raise :func:`body_limit` for this kind of body."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in RAW_IMAGE_TYPES:
         return "FACEGATE_MAX_IMAGE_BYTES"
-    return "FACEGATE_MAX_REQUEST_BYTES"
+    if settings.max_request_bytes > 0:
+        return "FACEGATE_MAX_REQUEST_BYTES"
+    return (
+        "FACEGATE_MAX_IMAGE_BYTES (the body limit is derived from it) or FACEGATE_MAX_REQUEST_BYTES"
+    )
 
 
 def _too_large(limit: int, detail: str, setting: str) -> PayloadTooLarge:
@@ -135,7 +139,7 @@ class RequestGuard:
             await failure(error)(scope, receive, send)
             return
         limit = body_limit(self.settings, path, headers.get("content-type"))
-        setting = limit_setting(headers.get("content-type"))
+        setting = limit_setting(self.settings, headers.get("content-type"))
         declared = headers.get("content-length")
         if declared is not None:
             try:
