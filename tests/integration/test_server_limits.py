@@ -19,7 +19,7 @@ from tests.integration.conftest import start_server, wait_until
 
 pytestmark = pytest.mark.integration
 
-HEADER_TIMEOUT_S = 1.5
+HEADER_TIMEOUT_S = 2.5
 BODY_TIMEOUT_S = 1.5
 MAX_CONNECTIONS = 4
 
@@ -126,6 +126,30 @@ def test_connections_over_the_cap_get_503_with_retry_after(server: Server) -> No
         for sock in idle:
             sock.close()
     time.sleep(0.2)
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+def test_connections_far_over_the_cap_are_dropped_and_over_cap_ones_soon_closed(
+    server: Server,
+) -> None:
+    held = [_connect(server) for _ in range(2 * MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        with _connect(server) as extra:
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = _read_all(extra)
+            except (ConnectionResetError, BrokenPipeError):
+                answer = b""
+        assert answer == b"", "dropped without an answer"
+        # An idle connection over the cap is given a second, not the full header timeout.
+        assert _read_all(held[-1]) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT_S
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
 
 

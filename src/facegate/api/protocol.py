@@ -9,7 +9,9 @@ connection and answers over the limit with a plain-text 503 outside the API's en
   (or of the next request's first byte on a kept-alive connection); a request answered before its
   body was read must finish sending it within that time too; otherwise the connection is closed;
 - a connection beyond ``max_connections`` is served by an app that answers every request 503 in
-  the envelope, with Retry-After and ``Connection: close``.
+  the envelope, with Retry-After and ``Connection: close``, and gets at most a second to send
+  its request; beyond twice ``max_connections`` a connection is dropped at once, unanswered, so
+  that open sockets (file descriptors) stay bounded whatever the clients do.
 
 The body of a request being served is bounded in time by :class:`~facegate.api.middleware.
 RequestGuard` (408), where the answer can still be a normal ASGI response.
@@ -27,6 +29,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from facegate.api.envelope import failure
 from facegate.config import Settings
 from facegate.errors import Unavailable
+
+# An over-capacity connection is kept only long enough to read a request and answer it 503.
+_OVER_CAPACITY_GRACE_S = 1.0
+# Past this multiple of max_connections, connections are dropped without an answer.
+_SHED_FACTOR = 2
 
 
 async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,12 +65,21 @@ class GuardedH11Protocol(H11Protocol):
 
     _deadline: asyncio.TimerHandle | None = None
 
+    _timeout_s: float = 0.0
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if self.max_connections > 0 and len(self.connections) > self.max_connections:
+        self._timeout_s = self.header_timeout_s
+        open_now = len(self.connections)
+        if self.max_connections > 0 and open_now > self.max_connections * _SHED_FACTOR:
+            transport.abort()
+            return
+        if self.max_connections > 0 and open_now > self.max_connections:
             # Read the request properly, then refuse it: closing at once would reset a client
             # whose request is already on its way, before it could read any answer.
             self.app = _over_capacity
+            grace = _OVER_CAPACITY_GRACE_S
+            self._timeout_s = min(self._timeout_s, grace) if self._timeout_s > 0 else grace
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -83,8 +99,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        if self.header_timeout_s > 0:
-            self._deadline = self.loop.call_later(self.header_timeout_s, self._expired)
+        if self._timeout_s > 0:
+            self._deadline = self.loop.call_later(self._timeout_s, self._expired)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -97,7 +113,7 @@ class GuardedH11Protocol(H11Protocol):
             return
         pending, _closed = self.conn.trailing_data
         if self.conn.their_state is h11.IDLE and pending:
-            self.transport.write(_raw_timeout_answer(self.header_timeout_s))
+            self.transport.write(_raw_timeout_answer(self._timeout_s))
         self.transport.close()
 
 
