@@ -173,3 +173,7 @@ class Unavailable(FacegateError):
 
 class ModelMissing(Unavailable):
     code = "model_missing"
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        # The operator must install the model: retrying every second would only add load.
+        super().__init__(message, retry_after_s)
