@@ -101,8 +101,10 @@ class Settings(BaseSettings):
     # Seconds within which the whole request body must arrive once the app starts reading it
     # (408 otherwise; the connection is closed). 0: no limit.
     body_timeout_s: float = 60.0
-    # Open connections beyond this are answered 503 (with Retry-After) and closed. uvicorn's own
-    # limit_concurrency is not used: its 503 is plain text, outside the API's envelope. 0: none.
+    # Open connections beyond this are answered 503 (with Retry-After) and closed, those beyond
+    # twice this dropped unanswered: keep it under half the process's file-descriptor limit.
+    # uvicorn's own limit_concurrency is not used: its 503 is plain text, outside the envelope,
+    # and it still accepts every connection. 0: no limit.
     max_connections: int = 512
     # Connections the kernel queues for accept() (uvicorn's backlog).
     backlog: int = 2048

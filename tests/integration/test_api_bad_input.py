@@ -642,9 +642,17 @@ def _cases() -> list[Case]:
         Case(
             "JSON nested 100,000 levels",
             "POST",
-            "/collection",
+            "/enroll",
             400,
             "nested more than",
+            lambda t, p: b"[" * 100_000 + b"]" * 100_000,
+        ),
+        Case(
+            "JSON nested 100,000 levels, where no image fits",
+            "POST",
+            "/collection",
+            413,
+            "limit here is 65536 bytes",
             lambda t, p: b"[" * 100_000 + b"]" * 100_000,
         ),
         Case(

@@ -102,7 +102,7 @@ def test_non_ascii_header_bytes_are_a_clean_4xx(
 @pytest.mark.parametrize(
     ("method", "path", "body", "fragment"),
     [
-        ("POST", "/v1/collection", b"[" * 100_000 + b"]" * 100_000, "nested more than"),
+        ("POST", "/v1/enroll", b"[" * 100_000 + b"]" * 100_000, "nested more than"),
         ("POST", "/v1/collection", b'{"name": "x", "unknowns": ' + b"7" * 4301 + b"}", "4301"),
         ("POST", "/v1/match", b'{"img": "", "id": "e", "threshold": ' + b"1" * 5000 + b"}", "5000"),
         ("POST", "/v1/collection", b'{"name": "x", "t": 0.' + b"1" * 5000 + b"}", "characters"),

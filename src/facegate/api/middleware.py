@@ -32,6 +32,8 @@ log = logging.getLogger("facegate.request")
 
 _JSON_PATH_PREFIXES = ("/v1", "/healthz", "/readyz")
 _MULTI_IMAGE_PATHS = ("/v1/enroll",)
+# Endpoints whose JSON holds only names and ids: no image, so no room for one either.
+_NO_IMAGE_PATHS = ("/v1/collection", "/v1/train")
 _JSON_OVERHEAD = 64 * 1024
 # Matched on the raw header bytes: a client's id is echoed only if it is plain ASCII.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9_.-]{1,64}")
@@ -59,24 +61,31 @@ def accepts_json(header: str | None) -> bool:
     return best_specificity >= 0 and best_q > 0
 
 
+def _images_accepted(settings: Settings, path: str) -> int:
+    normal = path.rstrip("/")
+    if normal in _NO_IMAGE_PATHS:
+        return 0
+    return settings.max_images_per_enrollment if normal in _MULTI_IMAGE_PATHS else 1
+
+
 def body_limit(settings: Settings, path: str, content_type: str | None) -> int:
-    """Largest body accepted: one image, or ten base64 images for enrollment."""
+    """Largest body accepted: what the endpoint can use (ten base64 images for enrollment, one
+    for match/identify/detection, none for collections and training) plus 64 KB of JSON."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in RAW_IMAGE_TYPES:
         return settings.max_image_bytes
     if settings.max_request_bytes > 0:
         return settings.max_request_bytes
     base64_image = (settings.max_image_bytes + 2) // 3 * 4
-    images = settings.max_images_per_enrollment if path.rstrip("/") in _MULTI_IMAGE_PATHS else 1
-    return base64_image * images + _JSON_OVERHEAD
+    return base64_image * _images_accepted(settings, path) + _JSON_OVERHEAD
 
 
-def limit_setting(settings: Settings, content_type: str | None) -> str:
+def limit_setting(settings: Settings, path: str, content_type: str | None) -> str:
     """The setting(s) that raise :func:`body_limit` for this kind of body."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in RAW_IMAGE_TYPES:
         return "FACEGATE_MAX_IMAGE_BYTES"
-    if settings.max_request_bytes > 0:
+    if settings.max_request_bytes > 0 or _images_accepted(settings, path) == 0:
         return "FACEGATE_MAX_REQUEST_BYTES"
     return (
         "FACEGATE_MAX_IMAGE_BYTES (the body limit is derived from it) or FACEGATE_MAX_REQUEST_BYTES"
@@ -139,7 +148,7 @@ class RequestGuard:
             await failure(error)(scope, receive, send)
             return
         limit = body_limit(self.settings, path, headers.get("content-type"))
-        setting = limit_setting(self.settings, headers.get("content-type"))
+        setting = limit_setting(self.settings, path, headers.get("content-type"))
         declared = headers.get("content-length")
         if declared is not None:
             try:
