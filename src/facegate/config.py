@@ -102,3 +102,24 @@ class Settings(BaseSettings):
     warm_up_on_start: bool = True
     # Largest top_k accepted by /v1/identify.
     max_top_k: int = 100
+
+    # Connections and timeouts (api/server.py, api/protocol.py, api/middleware.py). Slow or idle
+    # clients must not hold sockets and workers for ever: each phase of a request has a bound.
+    # Seconds an idle kept-alive connection waits for its next request (uvicorn's
+    # timeout_keep_alive).
+    keep_alive_timeout_s: int = 5
+    # Seconds within which a request's line and headers must arrive, counted from the connection's
+    # opening or, on a kept-alive one, from the next request's first byte; then the connection is
+    # closed (with a 408 if part of a request arrived). uvicorn has no such option, so facegate's
+    # own HTTP protocol class enforces it. 0: no limit.
+    header_timeout_s: float = 10.0
+    # Seconds within which the whole request body must arrive once the app starts reading it
+    # (408 otherwise; the connection is closed). 0: no limit.
+    body_timeout_s: float = 60.0
+    # Open connections beyond this are answered 503 (with Retry-After) and closed, those beyond
+    # twice this dropped unanswered: keep it under half the process's file-descriptor limit.
+    # uvicorn's own limit_concurrency is not used: its 503 is plain text, outside the envelope,
+    # and it still accepts every connection. 0: no limit.
+    max_connections: int = 512
+    # Connections the kernel queues for accept() (uvicorn's backlog).
+    backlog: int = 2048

@@ -15,6 +15,7 @@ the store raise these; the API layer only translates them into the wire envelope
     ├── NotFound (404 not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── NotAcceptable (406 not_acceptable)
+    ├── RequestTimeout (408 request_timeout)
     ├── Conflict (409 conflict)
     │   ├── NotTrained (409 not_trained)
     │   └── RecipeMismatch (409 recipe_mismatch)
@@ -39,6 +40,10 @@ class FacegateError(Exception):
 
     code = "internal_error"
     status = 500
+    # Seconds after which a retry may succeed (sent as Retry-After); None: retrying won't help.
+    retry_after_s: int | None = None
+    # The request may be only partly read: the connection cannot carry another request.
+    closes_connection = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -91,6 +96,12 @@ class NotAcceptable(FacegateError):
     status = 406
 
 
+class RequestTimeout(FacegateError):
+    code = "request_timeout"
+    status = 408
+    closes_connection = True
+
+
 class Conflict(FacegateError):
     code = "conflict"
     status = 409
@@ -107,16 +118,27 @@ class RecipeMismatch(Conflict):
 
 
 class PayloadTooLarge(FacegateError):
+    """Over a configured limit; the message names the setting that raises it (once)."""
+
     code = "payload_too_large"
     status = 413
+    setting = "FACEGATE_MAX_REQUEST_BYTES"
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        name = setting or self.setting
+        if name not in message:
+            message = f"{message}; the operator can raise it with {name}"
+        super().__init__(message)
 
 
 class ImageTooLarge(PayloadTooLarge):
     code = "image_too_large"
+    setting = "FACEGATE_MAX_IMAGE_BYTES"
 
 
 class ImageTooManyPixels(PayloadTooLarge):
     code = "image_too_many_pixels"
+    setting = "FACEGATE_MAX_IMAGE_PIXELS"
 
 
 class UnsupportedMediaType(FacegateError):
@@ -147,12 +169,22 @@ class RateLimited(FacegateError):
 
 
 class Unavailable(FacegateError):
+    """Overloaded, shutting down or not ready: always temporary, so always with Retry-After."""
+
     code = "unavailable"
     status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ModelMissing(Unavailable):
     code = "model_missing"
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        # The operator must install the model: retrying every second would only add load.
+        super().__init__(message, retry_after_s)
 
 
 class ModelCorrupt(ModelMissing):

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from tests.factories import encode, grace_hopper_rgb
 from tests.integration.conftest import LiveServer, Photos
 
 pytestmark = pytest.mark.integration
@@ -70,7 +74,7 @@ class Case:
     body: Body | None = None  # JSON value, or bytes for a raw body
     content_type: str | None = "application/json"
     key: str | None = "alice"
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str | bytes], ...] = ()
 
 
 def _valid_body(path: str) -> Body:
@@ -605,6 +609,142 @@ def _cases() -> list[Case]:
             "rawlandmarks",
             _valid_body("/facedetect"),
         ),
+        # Issue 12, item 1: header bytes that are not ASCII (a 500 after the commit, before).
+        Case(
+            "non-ASCII request id",
+            "POST",
+            "/collection",
+            400,
+            "name: is required",
+            lambda t, p: {"unknowns": True},
+            headers=(("x-request-id", b"\xe9"),),
+        ),
+        Case(
+            "non-ASCII request id without a key",
+            "GET",
+            "/collection",
+            401,
+            "missing API key",
+            key=None,
+            headers=(("x-request-id", b"\xe9\xff"),),
+        ),
+        Case(
+            "non-ASCII API key",
+            "POST",
+            "/collection",
+            401,
+            "invalid",
+            lambda t, p: {"name": "k"},
+            key=None,
+            headers=(("x-api-key", b"fg_\xe9_\xe9"),),
+        ),
+        # Item 2: JSON that Python cannot hold.
+        Case(
+            "JSON nested 100,000 levels",
+            "POST",
+            "/enroll",
+            400,
+            "nested more than",
+            lambda t, p: b"[" * 100_000 + b"]" * 100_000,
+        ),
+        Case(
+            "JSON nested 100,000 levels, where no image fits",
+            "POST",
+            "/collection",
+            413,
+            "limit here is 65536 bytes",
+            lambda t, p: b"[" * 100_000 + b"]" * 100_000,
+        ),
+        Case(
+            "4,301-digit unknowns",
+            "POST",
+            "/collection",
+            400,
+            "4301 characters",
+            lambda t, p: b'{"name": "n", "unknowns": ' + b"1" * 4301 + b"}",
+        ),
+        Case(
+            "5,000-digit threshold",
+            "POST",
+            "/match",
+            400,
+            "5000 characters",
+            lambda t, p: (
+                f'{{"img": "{t.grace}", "id": "{t.enrollment}", "threshold": {"1" * 5000}}}'
+            ).encode(),
+        ),
+        Case(
+            "img and 5,000 digits enroll",
+            "POST",
+            "/enroll",
+            400,
+            "image fields are named img0",
+            lambda t, p: {"img" + "1" * 5000: t.grace},
+        ),
+        Case(
+            "img and 5,000 digits update",
+            "PUT",
+            "/enroll",
+            400,
+            "image fields are named img0",
+            lambda t, p: {"enrollment_id": t.enrollment, "img0": t.grace, "img" + "9" * 5000: ""},
+        ),
+        # Item 4: a 27 MB enroll body padded with 9 million empty objects (+730 MB, before).
+        Case(
+            "padded enroll body",
+            "POST",
+            "/enroll",
+            400,
+            "JSON values",
+            lambda t, p: (
+                b'{"img0": "' + t.grace.encode() + b'", "pad": [' + b"{}," * 9_000_000 + b"{}]}"
+            ),
+        ),
+        # Item 10: a 413 says the limit and the setting that raises it.
+        Case(
+            "oversized raw image names the setting",
+            "POST",
+            "/spdetect",
+            413,
+            "FACEGATE_MAX_IMAGE_BYTES",
+            lambda t, p: b"\xff\xd8" + b"\0" * (2 * 1024 * 1024),
+            content_type="image/jpeg",
+        ),
+        Case(
+            "oversized base64 image names the setting",
+            "POST",
+            "/match",
+            413,
+            "FACEGATE_MAX_IMAGE_BYTES",
+            lambda t, p: {"img": "A" * (3 * 1024 * 1024), "id": t.enrollment},
+        ),
+        Case(
+            "oversized body names the setting",
+            "POST",
+            "/collection",
+            413,
+            "FACEGATE_MAX_REQUEST_BYTES",
+            lambda t, p: {"name": "A" * (4 * 1024 * 1024)},
+        ),
+        # Items 6 and 7: invented methods, trailing slashes, a foreign Host: no redirect.
+        Case("invented method", "BREW", "/collection", 405, "allowed: DELETE, GET, POST, PUT"),
+        Case(
+            "trailing slash is the same route",
+            "POST",
+            "/collection/",
+            400,
+            "name: is required",
+            lambda t, p: {"unknowns": "false"},
+            headers=(("host", "evil.example"),),
+        ),
+        Case(
+            "unknown path with a trailing slash",
+            "GET",
+            "/nothing/",
+            404,
+            "no such endpoint",
+            headers=(("host", "evil.example"),),
+        ),
     ]
     return cases
 
@@ -656,6 +796,67 @@ def test_sql_looking_and_unicode_names_are_stored_verbatim(
     for collection in created:
         alice.request("DELETE", "/collection", json={"collection_id": collection})
     alice.request("DELETE", "/enroll", json={"enrollment_id": enrollment})
+
+
+def test_a_write_with_a_non_ascii_request_id_commits_once_and_answers(live: LiveServer) -> None:
+    alice = live.client("alice")
+    created = alice.post("/collection", json={"name": "rid"}, headers={"x-request-id": b"\xe9"})
+    assert created.status_code == 200, created.text
+    assert len(created.headers["x-request-id"]) == 32  # a fresh id, not the client's bytes
+    collection_id = created.json()["data"]["collection_id"]
+    assert [c["id"] for c in alice.get("/collection").json()["data"]].count(collection_id) == 1
+    alice.request("DELETE", "/collection", json={"collection_id": collection_id})
+
+
+def test_a_trailing_slash_with_a_foreign_host_is_served_not_redirected(live: LiveServer) -> None:
+    response = live.client("alice").get(
+        "/collection/", headers={"host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 200 and "location" not in response.headers
+    assert response.json()["success"] is True
+
+
+def test_metric_labels_stay_bounded(live: LiveServer) -> None:
+    for index in range(50):
+        httpx.request(f"BREW{index}", f"{live.base_url}/v1/collection/{index}")
+    metrics = httpx.get(f"{live.base_url}/metrics").text
+    assert "BREW" not in metrics and "/v1/collection/1" not in metrics
+    assert 'method="other",route="unmatched",status="404"' in metrics
+
+
+def _unique_face(photos: type[Photos]) -> str:
+    """Grace with faint noise: an embedding no other test stores."""
+    rgb = grace_hopper_rgb().astype(np.int16)
+    noise = np.random.default_rng(1212).integers(-3, 4, rgb.shape)
+    return photos.b64(encode(np.clip(rgb + noise, 0, 255).astype(np.uint8)))
+
+
+def _files_holding(folder: Path, needle: bytes) -> list[Path]:
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and needle in p.read_bytes()]
+
+
+def test_a_deleted_enrollment_is_gone_from_every_file(
+    live: LiveServer, photos: type[Photos]
+) -> None:
+    alice = live.client("alice")
+    enrolled = alice.post("/enroll", json={"img0": _unique_face(photos)})
+    assert enrolled.status_code == 200, enrolled.text
+    enrollment_id = enrolled.json()["data"]["enrollment_id"]
+    vector = live.scalar("SELECT vector FROM embeddings WHERE enrollment_id = ?", enrollment_id)
+    assert isinstance(vector, bytes) and len(vector) >= 512
+    assert _files_holding(live.data_dir, vector), "the search itself must find a stored vector"
+    deleted = alice.request("DELETE", "/enroll", json={"enrollment_id": enrollment_id})
+    assert deleted.status_code == 200
+    assert _files_holding(live.data_dir, vector) == []
+    assert (live.data_dir / "facegate.db-wal").stat().st_size == 0
+
+
+def test_the_data_folder_and_database_files_are_private(live: LiveServer) -> None:
+    assert stat.S_IMODE(live.data_dir.stat().st_mode) == 0o700
+    files = [p for p in live.data_dir.iterdir() if p.name.startswith("facegate.db")]
+    assert {p.name for p in files} >= {"facegate.db", "facegate.db-wal", "facegate.db-shm"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_every_endpoint_is_covered(targets: Targets) -> None:

@@ -104,4 +104,7 @@ def test_body_limits_fit_the_endpoint() -> None:
     several = body_limit(settings, "/v1/enroll", "application/json")
     assert base64_image <= single and 10 * base64_image <= several
     assert several - single == 9 * base64_image
+    # Collections and training take names and ids only: no room for an image.
+    assert body_limit(settings, "/v1/collection", "application/json") == single - base64_image
+    assert body_limit(settings, "/v1/train/", None) == 64 * 1024
     assert body_limit(settings.model_copy(update={"max_request_bytes": 5}), "/v1/enroll", None) == 5

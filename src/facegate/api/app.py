@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from facegate import __version__
 from facegate.api.errors import install_error_handlers
 from facegate.api.metrics import Metrics
-from facegate.api.middleware import Observability, RequestGuard
+from facegate.api.middleware import Observability, RequestGuard, TrailingSlash
 from facegate.api.routes import collections, enrollments, faces, operations, recognition
 from facegate.config import Settings
 from facegate.service.container import Services
@@ -61,6 +61,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A redirect's Location would be built from the client's Host header; TrailingSlash
+        # serves both spellings from the same route instead.
+        redirect_slashes=False,
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -69,6 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         app.include_router(module.router)
     # The last added runs first: observe everything, including the guards' refusals.
     app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(TrailingSlash)
     app.add_middleware(Observability, metrics=metrics)
     return app
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from facegate.errors import FacegateError, RateLimited
+from facegate.errors import FacegateError
 
 
 def ok(data: Any, message: str | None) -> JSONResponse:
@@ -15,8 +15,12 @@ def ok(data: Any, message: str | None) -> JSONResponse:
 
 def failure(error: FacegateError, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
-    if isinstance(error, RateLimited):
+    # 429 and every 503 say when to come back, so clients back off instead of hammering.
+    if error.retry_after_s is not None:
         extra["Retry-After"] = str(error.retry_after_s)
+    # A body left half-read cannot be skipped reliably: the connection ends with this answer.
+    if error.closes_connection:
+        extra["Connection"] = "close"
     return JSONResponse(
         {"data": None, "message": error.message, "success": False},
         status_code=error.status,

@@ -14,6 +14,11 @@ from prometheus_client import (
 )
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Label values must be bounded: HTTP lets a client invent any method name, and each new label
+# value is a new time series kept for the life of the process.
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
 
 
 class Metrics:
@@ -42,7 +47,8 @@ class Metrics:
         inference.set_function(in_flight_inference)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
+        """``route`` must be a route template or ``unmatched``, never a raw path."""
+        labels = (method if method in _METHODS else "other", route, str(status))
         self._requests.labels(*labels).inc()
         self._latency.labels(*labels).observe(seconds)
 

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request guards (406, 413 before the body is read) and observability.
+"""Pure ASGI middleware: request guards (406, 413 before the body is read, 408 for a body that
+does not arrive in time) and observability.
 
 Pure ASGI rather than ``BaseHTTPMiddleware`` so bodies stream through untouched and a refusal
 can be sent before an oversized body is received.
@@ -6,6 +7,7 @@ can be sent before an oversized body is received.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,14 +20,23 @@ from facegate.api.envelope import failure
 from facegate.api.metrics import Metrics
 from facegate.api.payloads import RAW_IMAGE_TYPES
 from facegate.config import Settings
-from facegate.errors import BadRequest, FacegateError, NotAcceptable, PayloadTooLarge
+from facegate.errors import (
+    BadRequest,
+    FacegateError,
+    NotAcceptable,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 
 log = logging.getLogger("facegate.request")
 
 _JSON_PATH_PREFIXES = ("/v1", "/healthz", "/readyz")
 _MULTI_IMAGE_PATHS = ("/v1/enroll",)
+# Endpoints whose JSON holds only names and ids: no image, so no room for one either.
+_NO_IMAGE_PATHS = ("/v1/collection", "/v1/train")
 _JSON_OVERHEAD = 64 * 1024
-_REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
+# Matched on the raw header bytes: a client's id is echoed only if it is plain ASCII.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9_.-]{1,64}")
 
 
 def accepts_json(header: str | None) -> bool:
@@ -50,20 +61,72 @@ def accepts_json(header: str | None) -> bool:
     return best_specificity >= 0 and best_q > 0
 
 
+def _images_accepted(settings: Settings, path: str) -> int:
+    normal = path.rstrip("/")
+    if normal in _NO_IMAGE_PATHS:
+        return 0
+    return settings.max_images_per_enrollment if normal in _MULTI_IMAGE_PATHS else 1
+
+
 def body_limit(settings: Settings, path: str, content_type: str | None) -> int:
-    """Largest body accepted: one image, or ten base64 images for enrollment."""
+    """Largest body accepted: what the endpoint can use (ten base64 images for enrollment, one
+    for match/identify/detection, none for collections and training) plus 64 KB of JSON."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in RAW_IMAGE_TYPES:
         return settings.max_image_bytes
     if settings.max_request_bytes > 0:
         return settings.max_request_bytes
     base64_image = (settings.max_image_bytes + 2) // 3 * 4
-    images = settings.max_images_per_enrollment if path.rstrip("/") in _MULTI_IMAGE_PATHS else 1
-    return base64_image * images + _JSON_OVERHEAD
+    return base64_image * _images_accepted(settings, path) + _JSON_OVERHEAD
 
 
-def _too_large(limit: int, detail: str) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body {detail}; the limit here is {limit} bytes")
+def limit_setting(settings: Settings, path: str, content_type: str | None) -> str:
+    """The setting(s) that raise :func:`body_limit` for this kind of body."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in RAW_IMAGE_TYPES:
+        return "FACEGATE_MAX_IMAGE_BYTES"
+    if settings.max_request_bytes > 0 or _images_accepted(settings, path) == 0:
+        return "FACEGATE_MAX_REQUEST_BYTES"
+    return (
+        "FACEGATE_MAX_IMAGE_BYTES (the body limit is derived from it) or FACEGATE_MAX_REQUEST_BYTES"
+    )
+
+
+def _too_large(limit: int, detail: str, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body {detail}; the limit here is {limit} bytes", setting=setting
+    )
+
+
+def _request_id(scope: Scope) -> str:
+    name: bytes
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return uuid.uuid4().hex
+
+
+class TrailingSlash:
+    """``/v1/collection/`` is served as ``/v1/collection``: no redirect (Starlette's would build
+    its Location from the client's Host header), the same route either way.
+
+    The scope is changed in place so that the outer middleware sees the route that matched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope["path"] = path.rstrip("/") or "/"
+                raw: bytes | None = scope.get("raw_path")
+                if raw is not None:
+                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
 
 
 class RequestGuard:
@@ -85,6 +148,7 @@ class RequestGuard:
             await failure(error)(scope, receive, send)
             return
         limit = body_limit(self.settings, path, headers.get("content-type"))
+        setting = limit_setting(self.settings, path, headers.get("content-type"))
         declared = headers.get("content-length")
         if declared is not None:
             try:
@@ -95,23 +159,43 @@ class RequestGuard:
                 )
                 return
             if length > limit:
-                # Refused on the header alone: the body is never read.
-                await failure(_too_large(limit, f"is {length} bytes"))(scope, receive, send)
+                # Refused on the header alone: the body is never read, so the connection ends.
+                error = _too_large(limit, f"is {length} bytes", setting)
+                await failure(error, headers={"Connection": "close"})(scope, receive, send)
                 return
-        await self.app(scope, _counting(receive, limit), send)
+        timeout = self.settings.body_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout if timeout > 0 else None
+        await self.app(scope, _guarded(receive, limit, setting, deadline, timeout), send)
 
 
-def _counting(receive: Receive, limit: int) -> Receive:
-    """A receive that fails once more than ``limit`` bytes arrived (chunked bodies)."""
+def _guarded(
+    receive: Receive, limit: int, setting: str, deadline: float | None, timeout: float
+) -> Receive:
+    """A receive that fails once more than ``limit`` bytes arrived (chunked bodies), or when the
+    body is still incomplete at ``deadline`` (a client sending a byte a second holds a worker
+    and a connection for as long as it likes otherwise)."""
     seen = 0
+    complete = False
 
     async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
+        nonlocal seen, complete
+        if complete or deadline is None:
+            # After the body only http.disconnect can come, and waiting for it is legitimate.
+            message = await receive()
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {timeout:g} s; send it faster, or "
+                    "the operator can raise FACEGATE_BODY_TIMEOUT_S"
+                ) from None
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
             if seen > limit:
-                raise _too_large(limit, f"is over {limit} bytes")
+                raise _too_large(limit, f"is over {limit} bytes", setting)
         return message
 
     return wrapped
@@ -130,8 +214,10 @@ class Observability:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
-        incoming = headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # Any header bytes are accepted here: an id that is not plain ASCII is replaced, never
+        # echoed (it could not be encoded into the answer, which used to fail after the commit).
+        request_id = _request_id(scope)
+        encoded_id = request_id.encode("ascii")
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -141,7 +227,7 @@ class Observability:
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
-                    (b"x-request-id", request_id.encode("ascii")),
+                    (b"x-request-id", encoded_id),
                 ]
             await send(message)
 

@@ -6,7 +6,6 @@ and the right status (415 wrong type, 400 unreadable, 413 too large while stream
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 
@@ -15,11 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from facegate.api.errors import validation_message
+from facegate.api.jsonlimits import loads_limited
 from facegate.errors import BadRequest, EmptyImage, UnsupportedMediaType
 from facegate.service.images import decode_base64
 
 RAW_IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream")
-_IMAGE_FIELD = re.compile(r"^img(\d+)$")
+_IMAGE_FIELD = re.compile(r"img([0-9]+)")
+# img0 … img999999: enough for any numbering scheme; longer numbers are refused, not converted
+# (Python refuses to convert integers of over 4,300 digits).
+_MAX_IMAGE_NUMBER_DIGITS = 6
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -76,24 +79,34 @@ async def image_bytes(request: Request, *, max_bytes: int) -> bytes:
 
 def image_fields(body: dict[str, Any], *, max_bytes: int) -> dict[str, bytes]:
     """``img0`` … ``imgN`` in numeric order, each decoded from base64 (errors name the field)."""
-    fields = sorted(
-        (int(match.group(1)), key) for key in body if (match := _IMAGE_FIELD.match(key)) is not None
-    )
-    return {key: decode_base64(body[key], key, max_bytes=max_bytes) for _, key in fields}
+    return {key: decode_base64(body[key], key, max_bytes=max_bytes) for key in _image_keys(body)}
 
 
 def count_image_fields(body: dict[str, Any]) -> int:
-    return sum(1 for key in body if _IMAGE_FIELD.match(key))
+    return len(_image_keys(body))
+
+
+def _image_keys(body: dict[str, Any]) -> list[str]:
+    numbered = []
+    for key in body:
+        match = _IMAGE_FIELD.fullmatch(key)
+        if match is None:
+            continue
+        digits = match.group(1)
+        if len(digits) > _MAX_IMAGE_NUMBER_DIGITS:
+            raise BadRequest(
+                f"{key[:12]}…: image fields are named img0, img1, … with a number of at most "
+                f"{_MAX_IMAGE_NUMBER_DIGITS} digits"
+            )
+        numbered.append((int(digits), key))
+    return [key for _, key in sorted(numbered)]
 
 
 async def _parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("the request body is empty; send a JSON object")
-    try:
-        # Large bodies (ten images) take a while to parse: keep the event loop free meanwhile.
-        payload = await run_in_threadpool(json.loads, body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON ({exc})") from exc
+    # Large bodies (ten images) take a while to parse: keep the event loop free meanwhile.
+    payload = await run_in_threadpool(loads_limited, body)
     if not isinstance(payload, dict):
         raise BadRequest('the body must be a JSON object, e.g. {"img": "..."}')
     return payload

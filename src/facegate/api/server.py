@@ -6,6 +6,7 @@ import uvicorn
 
 from facegate.api.app import create_app
 from facegate.api.logs import configure_logging
+from facegate.api.protocol import protocol_for
 from facegate.config import Settings
 
 # In-flight requests get this long to finish after SIGTERM before connections are closed.
@@ -24,4 +25,9 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # Header timeout and connection cap (see api/protocol.py); the body timeout is in the
+        # request guard.
+        http=protocol_for(settings),
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        backlog=settings.backlog,
     )

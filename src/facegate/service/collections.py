@@ -87,6 +87,7 @@ class Collections:
                 delete(CollectionMember).where(CollectionMember.collection_id == collection.id)
             )
             session.delete(collection)
+        self._db.after_delete()
 
     def list(self, tenant: Tenant) -> list[CollectionView]:
         with self._db.reading() as session:

@@ -121,6 +121,8 @@ class Enrollments:
             )
             session.execute(delete(Embedding).where(Embedding.enrollment_id == enrollment.id))
             session.delete(enrollment)
+        # Committed; now also out of the write-ahead log (see Database.after_delete).
+        self._db.after_delete()
 
     def _check_count(self, images: dict[str, bytes]) -> None:
         limit = self._settings.max_images_per_enrollment

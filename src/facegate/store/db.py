@@ -1,7 +1,16 @@
-"""The database handle: one SQLAlchemy engine, transactional sessions, migrations, a ping."""
+"""The database handle: one SQLAlchemy engine, transactional sessions, migrations, a ping.
+
+SQLite files hold embeddings and key digests: the folder is made 0700 and the files 0600 (the
+``-wal`` and ``-shm`` files SQLite creates take the main file's mode), deleted rows are zeroed
+(``secure_delete``) and a delete ends with a checkpoint that empties the write-ahead log, where
+the deleted rows' old pages would otherwise stay readable until the next automatic checkpoint.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +21,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.config import Settings
+
+log = logging.getLogger("facegate.store")
+
+_SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 class Database:
@@ -24,7 +37,8 @@ class Database:
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Database:
         url = make_url(settings.sqlalchemy_url)
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_folder(settings.data_dir)
+            _private_sqlite_files(Path(url.database))
         database = cls(settings.sqlalchemy_url)
         if migrate:
             database.migrate()
@@ -45,6 +59,20 @@ class Database:
         from facegate.store.migrate import upgrade_to_head
 
         upgrade_to_head(self.engine)
+
+    def after_delete(self) -> None:
+        """Make a committed delete gone from disk: on SQLite, checkpoint the write-ahead log into
+        the (securely zeroed) database file and truncate it. A no-op on PostgreSQL, whose
+        deleted tuples go with VACUUM. If a long reader blocks the truncation past the busy
+        timeout, the old pages stay in the log until the next checkpoint (logged)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            busy, _frames, _done = connection.exec_driver_sql(
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            ).one()
+        if busy:
+            log.warning("the write-ahead log could not be truncated after a delete (busy)")
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -72,5 +100,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted content is overwritten with zeros, not left in free pages; set explicitly
+        # because builds differ in their default.
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
+
+
+def _private_folder(folder: Path) -> None:
+    """Create the folder 0700 (whatever the umask); an existing folder is left as it is."""
+    if folder.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(stat.S_IRWXU)
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database file created 0600 before SQLite opens it, so that the -wal and -shm files
+    SQLite derives from it are 0600 too; files from older versions (0644) are tightened."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, stat.S_IRUSR | stat.S_IWUSR)
+    os.close(descriptor)
+    for suffix in _SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists() and stat.S_IMODE(side.stat().st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
+            side.chmod(stat.S_IRUSR | stat.S_IWUSR)

@@ -23,7 +23,8 @@ async def healthz() -> JSONResponse:
 async def readyz(services: ServicesDep) -> JSONResponse:
     ready, reason = await run_in_threadpool(services.ready)
     if not ready:
-        return failure(Unavailable(f"not ready: {reason}"))
+        # Loading the models takes seconds: a prober polling sooner learns nothing new.
+        return failure(Unavailable(f"not ready: {reason}", retry_after_s=5))
     return ok({"status": "ready"}, "ready")
 
 
