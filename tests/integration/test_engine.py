@@ -184,3 +184,19 @@ def test_mirrored_view_is_the_mirror_of_the_chip(engine: FaceEngine) -> None:
         image, face, [align.View(1.0, False), align.View(1.0, True)]
     )
     assert np.array_equal(mirrored, plain[:, ::-1])
+
+
+def test_a_three_quarter_view_is_estimated_near_30_degrees_and_enrollable(
+    engine: FaceEngine,
+) -> None:
+    """t1.jpg's laughing man (box near x 748-847) is turned about 30 degrees: the old estimate
+    read such faces as 90 and refused them."""
+    faces = engine.detect(engine.decode(group_photo_bytes()))
+    turned = min(faces, key=lambda f: abs(f.box[0] - 748) + abs(f.box[1] - 353))
+    assert turned.quality is not None
+    assert 20 <= abs(turned.quality.yaw_deg) <= 40
+    settings = engine.settings
+    assert turned.quality.problems(
+        min_eye_distance=settings.min_enroll_eye_distance,
+        max_abs_yaw=settings.max_enroll_abs_yaw,
+    ) == []

@@ -2,7 +2,8 @@
 
 Each timed step alternates between the two systems (A, B, A, B, ...) so that the load of a shared
 machine falls on both alike; the figures are medians, and the ratio is peer time / facegate time.
-facegate runs single-threaded here (one intra-op thread), like dlib.
+facegate runs single-threaded here (one intra-op thread), like dlib, at its defaults (YuNet +
+SFace) and, for reference, with the previous release's MTCNN + dlib ResNet.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _group_photo_640x480(data_dir: Path) -> NDArray[np.uint8]:
     return np.asarray(image.resize((640, 480), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def resident_memory_mb(backend: str) -> tuple[float, float]:
+def resident_memory_mb(recognizer: str) -> tuple[float, float]:
     """Resident and peak memory (MB) of a fresh process once every model is loaded and used.
 
     Measured in a child process so nothing of this one's counts.
@@ -61,8 +62,9 @@ def resident_memory_mb(backend: str) -> tuple[float, float]:
         "import resource, numpy as np\n"
         "from facegate.config import Settings\n"
         "from facegate.engine.engine import FaceEngine\n"
-        f"e = FaceEngine(Settings(embed_backend={backend!r}, intra_op_threads=1)); e.warm_up()\n"
-        "e.embed_chips(np.zeros((1, 150, 150, 3), np.uint8))\n"
+        f"e = FaceEngine(Settings(recognizer={recognizer!r}, intra_op_threads=1)); e.warm_up()\n"
+        "side = 112 if e.recipe.recognizer == 'sface' else 150\n"
+        "e.embed_chips(np.zeros((1, side, side, 3), np.uint8))\n"
         "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
         "print(int(rss) / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
@@ -76,54 +78,51 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
 
     face_recognition = load_face_recognition()
 
-    engines = {
-        mode: FaceEngine(Settings(intra_op_threads=1, embed_backend="onnx", tta=mode))
-        for mode in ("none", "flip", "multi")
+    configs = {
+        "defaults (yunet + sface, tta=none)": Settings(intra_op_threads=1),
+        "yunet + sface, tta=flip": Settings(intra_op_threads=1, tta="flip"),
+        "mtcnn + dlib, tta=none": Settings(
+            intra_op_threads=1, detector="mtcnn", recognizer="dlib", tta="none"
+        ),
+        "mtcnn + dlib, tta=multi (0.1's default)": Settings(
+            intra_op_threads=1, detector="mtcnn", recognizer="dlib", tta="multi"
+        ),
     }
+    engines = {label: FaceEngine(settings) for label, settings in configs.items()}
     for engine in engines.values():
         engine.warm_up()
-    detector = engines["none"]
+    default = engines["defaults (yunet + sface, tta=none)"]
+    mtcnn = engines["mtcnn + dlib, tta=none"]
     print(f"facegate bench: {repeats} alternating repeats, single-threaded, medians\n")
 
     group = _group_photo_640x480(data_dir)
-    _line(
-        "detect, 640x480 group photo (6 faces)",
-        *_alternate(
-            lambda: detector.detect(_decoded(group), quality=False),
-            lambda: face_recognition.face_locations(group),
-            repeats,
-        ),
-    )
-    # face_recognition's HOG window is 80 px on an image upsampled once: it finds faces of about
-    # 40 px and up, where MTCNN's default reaches down to 20 px. The same reach, like for like:
-    like_for_like = FaceEngine(Settings(intra_op_threads=1, min_face_size=40))
-    like_for_like.warm_up()
-    _line(
-        "detect, same photo, faces >= 40 px (HOG's reach)",
-        *_alternate(
-            lambda: like_for_like.detect(_decoded(group), quality=False),
-            lambda: face_recognition.face_locations(group),
-            repeats,
-        ),
-    )
-
+    for name, engine in (("yunet, the default", default), ("mtcnn", mtcnn)):
+        _line(
+            f"detect, 640x480 group photo (6 faces), {name}",
+            *_alternate(
+                lambda engine=engine: engine.detect(_decoded(group), quality=False),  # type: ignore[misc]
+                lambda: face_recognition.face_locations(group),
+                repeats,
+            ),
+        )
     print(
-        f"{'':<52} faces found: facegate {len(detector.detect(_decoded(group)))} "
-        f"(>= 40 px: {len(like_for_like.detect(_decoded(group)))}), "
+        f"{'':<52} faces found: yunet {len(default.detect(_decoded(group)))}, "
+        f"mtcnn {len(mtcnn.detect(_decoded(group)))}, "
         f"face_recognition {len(face_recognition.face_locations(group))}"
     )
 
     lfw_path = data_dir / "lfw" / "lfw-deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
     lfw_bytes = lfw_path.read_bytes()
-    decoded = detector.decode(lfw_bytes)
-    face = detector.detect(decoded)[0]
-    x1, y1, x2, y2 = (round(c) for c in face.box)
+    decoded = default.decode(lfw_bytes)
+    peer_face = mtcnn.detect(decoded)[0]
+    x1, y1, x2, y2 = (round(c) for c in peer_face.box)
     location = [(y1, x2, y2, x1)]
-    for mode, engine in engines.items():
+    for label, engine in engines.items():
+        face = engine.detect(decoded)[0]
         _line(
-            f"one embedding (align + net), tta={mode}",
+            f"one embedding (align + net), {label}",
             *_alternate(
-                lambda engine=engine: engine.embed(decoded, [face]),  # type: ignore[misc]
+                lambda engine=engine, face=face: engine.embed(decoded, [face]),  # type: ignore[misc]
                 lambda: face_recognition.face_encodings(decoded.rgb, location),
                 repeats,
             ),
@@ -140,7 +139,7 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
         encodings = face_recognition.face_encodings(rgb)
         return float(face_recognition.face_distance([peer_reference], encodings[0])[0])
 
-    for mode, engine in engines.items():
+    for label, engine in engines.items():
         reference = engine.largest_face(decoded).descriptor
 
         def ours_match(
@@ -150,14 +149,14 @@ def run_bench(data_dir: Path, *, repeats: int = 20) -> int:
             return engine.similarity(engine.largest_face(image).descriptor, reference)
 
         _line(
-            f"whole match path, 250x250 LFW image, tta={mode}",
+            f"whole match path, 250x250 LFW image, {label}",
             *_alternate(ours_match, peer_match, repeats),
         )
     print()
-    for backend in ("onnx", "dlib"):
-        resident, peak = resident_memory_mb(backend)
+    for recognizer in ("sface", "dlib"):
+        resident, peak = resident_memory_mb(recognizer)
         print(
-            f"memory with every model loaded ({backend} backend): resident {resident:.0f} MB, "
+            f"memory with every model loaded ({recognizer}): resident {resident:.0f} MB, "
             f"peak {peak:.0f} MB"
         )
     return 0

@@ -116,7 +116,7 @@ def run_http_bench(
     data_dir: Path,
     *,
     requests_per_client: int = 20,
-    modes: tuple[TTA, ...] = ("none", "multi"),
+    modes: tuple[TTA, ...] = ("none", "flip"),
     clients: tuple[int, ...] = CLIENTS,
 ) -> int:
     images = _lfw_images(data_dir, 11)

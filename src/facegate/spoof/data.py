@@ -39,7 +39,7 @@ INSIGHTFACE = "insightface_samples"
 # Images here are large photos: the service's request limits do not apply to training data.
 DATA_SETTINGS = Settings(max_image_bytes=64 * 1024 * 1024, max_image_pixels=100_000_000)
 # A second, more permissive detector for images where the default one finds nothing.
-RELAXED = {"min_face_size": 12, "detect_thresholds": (0.5, 0.5, 0.6)}
+RELAXED = {"min_face_size": 12, "detect_thresholds": (0.5, 0.5, 0.6), "yunet_score_threshold": 0.5}
 # Consecutive CelebA file numbers grouped as one cross-validation group (see celeba_group).
 CELEBA_BLOCK = 40
 
@@ -160,7 +160,8 @@ class FaceCache:
     """The largest face (or none) of each image, persisted as JSON."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.path = cache_dir / "faces.json"
+        # Faces differ by detector: each has its own file.
+        self.path = cache_dir / f"faces-{DATA_SETTINGS.detector}.json"
         self._entries: dict[str, dict[str, object]] = (
             json.loads(self.path.read_text()) if self.path.is_file() else {}
         )
