@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TTA = Literal["none", "flip", "multi"]
@@ -87,3 +87,10 @@ class Settings(BaseSettings):
     warm_up_on_start: bool = True
     # Largest top_k accepted by /v1/identify.
     max_top_k: int = 100
+
+    # Command-line client (facegate detect, enroll, match, identify, collections): the server
+    # it talks to and the key it sends, unless --url / --key say otherwise. Read here, like every
+    # other setting, so FACEGATE_API_URL / FACEGATE_API_KEY (or .env) work without flags.
+    api_url: str = "http://127.0.0.1:8085"
+    # A SecretStr so that printing the settings never shows it.
+    api_key: SecretStr | None = None
