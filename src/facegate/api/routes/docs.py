@@ -28,17 +28,32 @@ def responses(data: Any, *statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def json_body(model: type[BaseModel], *, files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON body of ``model``; with ``files``, also a multipart form where those fields are
+    uploaded files and the others text fields."""
+    schema = model.model_json_schema()
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if files:
+        form = {
+            "type": "object",
+            "required": [f for f in schema.get("required", []) if f not in files],
+            "properties": {
+                **{
+                    name: {"type": "string", "description": prop.get("description", name)}
+                    for name, prop in schema.get("properties", {}).items()
+                },
+                **{name: {**_BINARY, "description": "an image file"} for name in files},
+            },
         }
-    }
+        content["multipart/form-data"] = {"schema": form}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def image_body() -> dict[str, Any]:
-    binary = {"schema": {"type": "string", "format": "binary"}}
+    binary = {"schema": _BINARY}
     return {
         "requestBody": {
             "required": True,
@@ -50,6 +65,13 @@ def image_body() -> dict[str, Any]:
                         "type": "object",
                         "required": ["img"],
                         "properties": {"img": {"type": "string", "description": "base64 image"}},
+                    }
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["img"],
+                        "properties": {"img": {**_BINARY, "description": "an image file"}},
                     }
                 },
             },

@@ -14,6 +14,8 @@ from facegate.api.schemas import EnrollCreate, EnrollmentIdOut, EnrollmentRef, E
 from facegate.errors import BadRequest, TooManyImages
 
 router = APIRouter(prefix="/v1", tags=["enrollment"])
+# In a multipart form the images are files img0 … img9 (documented; any count up to the limit).
+IMAGE_FILES = tuple(f"img{i}" for i in range(10))
 
 
 def _images(body: dict[str, object], services: ServicesDep) -> dict[str, bytes]:
@@ -31,7 +33,7 @@ def _images(body: dict[str, object], services: ServicesDep) -> dict[str, bytes]:
     "/enroll",
     summary="Enroll a person from 1–10 images (the largest face of each)",
     responses=responses(EnrollmentIdOut, 404, 422, 503),
-    openapi_extra=json_body(EnrollCreate),
+    openapi_extra=json_body(EnrollCreate, files=IMAGE_FILES),
 )
 async def enroll(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, body = await validated(request, EnrollCreate)
@@ -50,7 +52,7 @@ async def enroll(request: Request, tenant: TenantDep, services: ServicesDep) -> 
     "/enroll",
     summary="Add images to an enrollment",
     responses=responses(EnrollmentIdOut, 404, 422, 503),
-    openapi_extra=json_body(EnrollUpdate),
+    openapi_extra=json_body(EnrollUpdate, files=IMAGE_FILES),
 )
 async def update_enrollment(
     request: Request, tenant: TenantDep, services: ServicesDep

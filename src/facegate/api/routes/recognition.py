@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
     "/match",
     summary="Score a face against every stored embedding of an enrollment",
     responses=responses(dict[str, float | bool], 404, 422, 503),
-    openapi_extra=json_body(MatchRequest),
+    openapi_extra=json_body(MatchRequest, files=("img",)),
 )
 async def match(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, MatchRequest)
@@ -39,7 +39,7 @@ async def match(request: Request, tenant: TenantDep, services: ServicesDep) -> J
     "/identify",
     summary="Who is this? The best enrollment of a trained collection, or unknown",
     responses=responses(IdentifyOut, 404, 409, 422, 503),
-    openapi_extra=json_body(IdentifyRequest),
+    openapi_extra=json_body(IdentifyRequest, files=("img",)),
 )
 async def identify(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, IdentifyRequest)
