@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,8 @@ from facegate.api.errors import install_error_handlers
 from facegate.api.metrics import Metrics
 from facegate.api.middleware import Observability, RequestGuard
 from facegate.api.routes import collections, enrollments, faces, operations, recognition
+from facegate.api.routes.docs import tidy_openapi
+from facegate.api.routes.pages import install_pages
 from facegate.config import Settings
 from facegate.service.container import Services
 from facegate.service.inference import resolve_workers
@@ -61,12 +64,21 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_pages from local assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics
     install_error_handlers(app)
     for module in (faces, enrollments, collections, recognition, operations):
         app.include_router(module.router)
+    install_pages(app)
+
+    def openapi() -> dict[str, Any]:
+        return tidy_openapi(FastAPI.openapi(app))
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # The last added runs first: observe everything, including the guards' refusals.
     app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(Observability, metrics=metrics)
