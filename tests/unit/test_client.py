@@ -448,6 +448,8 @@ def test_the_budget_is_the_total_of_the_waits(sleeps: list[float]) -> None:
     "answer",
     [
         refused(503, "no spoof model", "model_missing"),
+        refused(503, "a model file is not the expected one", "model_corrupt"),
+        refused(408, "the body did not arrive in time", "request_timeout"),
         refused(400, "bad", "bad_request"),
         refused(422, "no face", "no_face_found"),
         refused(500, "bug", "internal_error"),

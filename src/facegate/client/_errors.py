@@ -12,9 +12,10 @@
         │   │   └── TruncatedImage (truncated_image)
         │   └── TooManyImages (too_many_images)
         ├── Unauthorized (401), Forbidden (403), NotFound (404)
-        ├── MethodNotAllowed (405), NotAcceptable (406)
+        ├── MethodNotAllowed (405), NotAcceptable (406), RequestTimeout (408)
         ├── Conflict (409 conflict)
-        │   └── NotTrained (not_trained)
+        │   ├── NotTrained (not_trained)
+        │   └── RecipeMismatch (recipe_mismatch)
         ├── PayloadTooLarge (413 payload_too_large)
         │   ├── ImageTooLarge (image_too_large)
         │   └── ImageTooManyPixels (image_too_many_pixels)
@@ -25,6 +26,7 @@
         ├── RateLimited (429 rate_limited; ``retry_after`` seconds)
         └── Unavailable (503 unavailable)
             └── ModelMissing (model_missing)
+                └── ModelCorrupt (model_corrupt)
 
 The class is chosen from the ``x-facegate-error`` header when the server sends it, else from the
 HTTP status alone (a seed-compatible server, or a proxy in between), so code written against the
@@ -125,12 +127,24 @@ class NotAcceptable(APIError):
     CODE, STATUS = "not_acceptable", 406
 
 
+class RequestTimeout(APIError):
+    """The request's headers or body did not arrive in time (the server closed the connection)."""
+
+    CODE, STATUS = "request_timeout", 408
+
+
 class Conflict(APIError):
     CODE, STATUS = "conflict", 409
 
 
 class NotTrained(Conflict):
     CODE = "not_trained"
+
+
+class RecipeMismatch(Conflict):
+    """Stored descriptors were made by another recognition model than the server's."""
+
+    CODE = "recipe_mismatch"
 
 
 class PayloadTooLarge(APIError):
@@ -184,7 +198,13 @@ class Unavailable(APIError):
 
 
 class ModelMissing(Unavailable):
+    """A model is not installed on the server: waiting does not help, so it is not retried."""
+
     CODE = "model_missing"
+
+
+class ModelCorrupt(ModelMissing):
+    CODE = "model_corrupt"
 
 
 def _subclasses(cls: type[APIError]) -> list[type[APIError]]:
