@@ -60,13 +60,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             database.dispose()
 
     app = FastAPI(
+        # Served by install_pages from local assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="facegate",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # Served by install_pages from local assets: FastAPI's own pages load them from a CDN.
-        docs_url=None,
-        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics

@@ -8,22 +8,22 @@ from fastapi.responses import JSONResponse
 
 from facegate.errors import FacegateError, RateLimited
 
-# The stable error code (``no_face_found``, ``not_trained``, …) travels in a header so that the
-# seed's envelope keeps exactly its three fields while programs can still tell refusals apart.
-ERROR_CODE_HEADER = "x-facegate-error"
-
 
 def ok(data: Any, message: str | None) -> JSONResponse:
     return JSONResponse({"data": data, "message": message, "success": True})
 
 
+# The stable error code (``no_face_found``, ``not_trained``, …) travels in a header so that the
+# seed's envelope keeps exactly its three fields while programs can still tell refusals apart.
+ERROR_CODE_HEADER = "x-facegate-error"
+
+
 def failure(error: FacegateError, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
-    extra[ERROR_CODE_HEADER] = error.code
     if isinstance(error, RateLimited):
         extra["Retry-After"] = str(error.retry_after_s)
     return JSONResponse(
         {"data": None, "message": error.message, "success": False},
         status_code=error.status,
-        headers=extra,
+        headers={**extra, ERROR_CODE_HEADER: error.code},
     )

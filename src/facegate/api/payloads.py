@@ -7,29 +7,21 @@ and the right status (415 wrong type, 400 unreadable, 413 too large while stream
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from facegate.api import forms
 from facegate.api.errors import validation_message
-from facegate.errors import BadRequest, EmptyImage, ImageTooLarge, UnsupportedMediaType
+from facegate.errors import BadRequest, EmptyImage, UnsupportedMediaType
 from facegate.service.images import decode_base64
 
 RAW_IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream")
-MULTIPART = "multipart/form-data"
 _IMAGE_FIELD = re.compile(r"^img(\d+)$")
-# CompreFace's and deepface's users post ``-F file=@photo.jpg``: taken as ``img`` when it is absent.
-_FILE_ALIAS = "file"
-# Enough parts for eleven images and the other fields, so that the endpoints themselves can say
-# what is wrong (e.g. "11 images sent; at most 10"); the body's size is bounded by RequestGuard.
-_MAX_FORM_PARTS = 64
-_MAX_FORM_PART_BYTES = 64 * 1024 * 1024
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -49,8 +41,8 @@ async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object. A missing Content-Type is accepted: the seed's Python examples
     post ``json.dumps(...)`` strings, for which ``requests`` sends none."""
     kind = media_type(request)
-    if kind == MULTIPART:
-        return _as_json_fields(await form_fields(request))
+    if kind == forms.MULTIPART:
+        return forms.as_json_body(await forms.fields(request))
     if kind is not None and not _is_json(kind):
         raise UnsupportedMediaType(
             f"Content-Type {kind} is not accepted here; send a JSON body with "
@@ -71,8 +63,8 @@ async def image_bytes(request: Request, *, max_bytes: int) -> bytes:
     """Raw ``image/jpeg`` / ``image/png`` bytes, JSON ``{"img": base64}``, or a multipart
     ``img`` file (or base64 text) field."""
     kind = media_type(request)
-    if kind == MULTIPART:
-        return await _form_image(await form_fields(request), max_bytes=max_bytes)
+    if kind == forms.MULTIPART:
+        return await forms.image(await forms.fields(request), max_bytes=max_bytes)
     body = await request.body()
     if kind in RAW_IMAGE_TYPES or (kind is None and body.lstrip()[:1] != b"{"):
         if not body:
@@ -113,53 +105,3 @@ async def _parse_json(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest('the body must be a JSON object, e.g. {"img": "..."}')
     return payload
-
-
-async def form_fields(request: Request) -> dict[str, str | bytes]:
-    """A multipart body's parts by name: text fields as ``str``, uploaded files as ``bytes``."""
-    # Starlette refuses a malformed body (no boundary, too many parts) with a 400 HTTPException,
-    # which the error handler renders with its message.
-    form = await request.form(
-        max_files=_MAX_FORM_PARTS, max_fields=_MAX_FORM_PARTS, max_part_size=_MAX_FORM_PART_BYTES
-    )
-    fields: dict[str, str | bytes] = {}
-    try:
-        for name, value in form.multi_items():
-            if name in fields:
-                raise BadRequest(f"{name}: sent more than once; send each field once")
-            fields[name] = await value.read() if isinstance(value, UploadFile) else value
-    finally:
-        await form.close()
-    if _FILE_ALIAS in fields and "img" not in fields:
-        fields["img"] = fields.pop(_FILE_ALIAS)
-    return fields
-
-
-def _as_json_fields(fields: dict[str, str | bytes]) -> dict[str, Any]:
-    """Form fields as the JSON body they stand for: files become base64 strings, so the same
-    validation, limits and messages apply to both (the cost is small next to inference)."""
-    body: dict[str, Any] = {}
-    for name, value in fields.items():
-        if isinstance(value, bytes):
-            if name != "img" and _IMAGE_FIELD.match(name) is None:
-                raise BadRequest(
-                    f"{name}: a file is accepted only as img (img0 … img9 for enroll); "
-                    "send other fields as text"
-                )
-            body[name] = base64.b64encode(value).decode("ascii")
-        else:
-            body[name] = value
-    return body
-
-
-async def _form_image(fields: dict[str, str | bytes], *, max_bytes: int) -> bytes:
-    value = fields.get("img")
-    if value is None:
-        raise BadRequest("img: is required (a file field, e.g. curl -F img=@photo.jpg)")
-    if isinstance(value, str):
-        return await run_in_threadpool(decode_base64, value, "img", max_bytes=max_bytes)
-    if not value:
-        raise EmptyImage("img: the image is empty")
-    if len(value) > max_bytes:
-        raise ImageTooLarge(f"img: the image is {len(value)} bytes; the limit is {max_bytes} bytes")
-    return value
