@@ -1,4 +1,8 @@
-"""The ``facegate`` command line: serve, keys, eval, spoof, bench.
+"""The ``facegate`` command line.
+
+Operator commands: serve, keys, eval, spoof, bench. Client commands, which talk to a running
+server over HTTP (``facegate.client``): detect, enroll, match, identify, collections,
+enrollments.
 
 Each subcommand imports its implementation lazily so that, e.g., ``facegate keys list`` does not
 load the face models.
@@ -11,7 +15,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facegate import __version__
 from facegate.config import Settings
+
+DESCRIPTION = (
+    "facegate: self-hosted face recognition (the Trueface v1 API). Operator commands run here "
+    "(serve, keys, eval, spoof, bench); client commands talk to a running server over HTTP "
+    "(detect, enroll, match, identify, collections, enrollments). "
+    "`facegate COMMAND --help` describes each."
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -47,6 +59,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 def _run_keys(args: argparse.Namespace) -> int:
     from facegate.service import keys
 
+    if args.keys_command is None:
+        args.help_parser.print_help()
+        return 2
     settings = _settings(args)
     if args.keys_command == "create":
         created = keys.create_key(settings, args.name)
@@ -63,6 +78,9 @@ def _run_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command is None:
+        args.help_parser.print_help()
+        return 2
     if args.eval_command == "lfw":
         from facegate.eval.lfw import run_lfw
 
@@ -95,6 +113,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_spoof(args: argparse.Namespace) -> int:
+    if args.spoof_command is None:
+        args.help_parser.print_help()
+        return 2
     from facegate.spoof.train import run_train
 
     return int(run_train(args.data_dir_arg, out=args.out))
@@ -114,6 +135,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.data_dir_arg, repeats=args.repeats)
 
 
+def _cmd_client(args: argparse.Namespace) -> int:
+    if args.client_command is None:
+        args.help_parser.print_help()
+        return 2
+    from facegate.client.commands import run
+
+    return run(args)
+
+
 def _existing_folder(value: str) -> Path:
     path = Path(value)
     if not path.is_dir():
@@ -121,38 +151,185 @@ def _existing_folder(value: str) -> Path:
     return path
 
 
+def _help_when_bare(parser: argparse.ArgumentParser, func: object) -> None:
+    """A command group run without its subcommand prints its help (not "required: ...")."""
+    parser.set_defaults(func=func, help_parser=parser)
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """Options shared by every client command."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("server")
+    group.add_argument(
+        "--url",
+        help="the server's root URL (default: FACEGATE_API_URL, else http://127.0.0.1:8085)",
+    )
+    group.add_argument(
+        "--key",
+        help="the API key to send (default: FACEGATE_API_KEY); `facegate keys create` makes one",
+    )
+    group.add_argument(
+        "--json", action="store_true", help="print the results as JSON (for programs)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for each answer, and for training (default: 120)",
+    )
+    return common
+
+
+def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = _client_options()
+    images_help = "image files (JPEG, PNG, WebP) or folders of them"
+
+    detect = sub.add_parser(
+        "detect", parents=[common], help="detect the faces in images (POST /v1/facedetect)"
+    )
+    detect.add_argument("images", nargs="+", type=Path, metavar="IMG", help=images_help)
+    detect.add_argument(
+        "--landmarks", action="store_true", help="also fetch the 68 landmarks of each face"
+    )
+    detect.set_defaults(func=_cmd_client, client_command="detect")
+
+    enroll = sub.add_parser(
+        "enroll",
+        parents=[common],
+        help="enroll one person from images of them (POST /v1/enroll)",
+        description="Enroll one person: every image holds them (the largest face is used). "
+        "More than ten images are sent ten at a time to the same enrollment.",
+    )
+    enroll.add_argument(
+        "images", nargs="+", type=Path, metavar="IMG", help=f"{images_help}, all of this person"
+    )
+    enroll.add_argument("--name", required=True, help="the person's name, returned by identify")
+    enroll.add_argument(
+        "--collection", metavar="ID", help="also add the enrollment to this collection"
+    )
+    enroll.set_defaults(func=_cmd_client, client_command="enroll")
+
+    match = sub.add_parser(
+        "match", parents=[common], help="1:1: is this the enrolled person? (POST /v1/match)"
+    )
+    match.add_argument("image", type=Path, metavar="IMG", help="an image file (largest face)")
+    match.add_argument("--enrollment", required=True, metavar="ID", help="the enrollment id")
+    match.add_argument(
+        "--threshold", type=float, help="the score a match needs, 0 to 1 (server default: 0.5)"
+    )
+    match.add_argument(
+        "--exit-code", action="store_true", help="exit with status 3 when it is not a match"
+    )
+    match.set_defaults(func=_cmd_client, client_command="match")
+
+    identify = sub.add_parser(
+        "identify",
+        parents=[common],
+        help="1:N: who is in these images? (POST /v1/identify)",
+    )
+    identify.add_argument("images", nargs="+", type=Path, metavar="IMG", help=images_help)
+    identify.add_argument(
+        "--collection", required=True, metavar="ID", help="a trained collection's id"
+    )
+    identify.add_argument(
+        "--top-k", type=int, metavar="K", help="also list the K best candidates with their scores"
+    )
+    identify.add_argument(
+        "--all-faces", action="store_true", help="identify every face, not only the largest"
+    )
+    identify.set_defaults(func=_cmd_client, client_command="identify")
+
+    collections = sub.add_parser(
+        "collections", help="list, create, fill, train and delete collections"
+    )
+    _help_when_bare(collections, _cmd_client)
+    collections.set_defaults(client_command=None)
+    col_sub = collections.add_subparsers(dest="collections_command", metavar="COMMAND")
+    listing = col_sub.add_parser(
+        "list", parents=[common], help="your collections, their members and training state"
+    )
+    listing.set_defaults(client_command="collections_list")
+    create = col_sub.add_parser("create", parents=[common], help="create a collection")
+    create.add_argument("name", help="the collection's name")
+    create.add_argument(
+        "--unknowns",
+        action="store_true",
+        help="stricter unknown rejection (a higher threshold and a lead over the runner-up)",
+    )
+    create.set_defaults(client_command="collections_create")
+    add = col_sub.add_parser(
+        "add",
+        parents=[common],
+        help="add enrollments to a collection (the server retrains it in the background)",
+    )
+    add.add_argument("collection", metavar="COLLECTION", help="the collection id")
+    add.add_argument("enrollments", nargs="+", metavar="ENROLLMENT", help="enrollment ids")
+    add.add_argument(
+        "--wait", action="store_true", help="return once the collection has been retrained"
+    )
+    add.set_defaults(client_command="collections_add")
+    delete = col_sub.add_parser(
+        "delete", parents=[common], help="delete a collection (its enrollments stay)"
+    )
+    delete.add_argument("collection", metavar="COLLECTION", help="the collection id")
+    delete.set_defaults(client_command="collections_delete")
+    train = col_sub.add_parser(
+        "train", parents=[common], help="train a collection and wait until it is ready"
+    )
+    train.add_argument("collection", metavar="COLLECTION", help="the collection id")
+    train.add_argument(
+        "--no-wait", action="store_true", help="return at once; training goes on in the background"
+    )
+    train.set_defaults(client_command="collections_train")
+
+    enrollments = sub.add_parser("enrollments", help="delete enrollments")
+    _help_when_bare(enrollments, _cmd_client)
+    enrollments.set_defaults(client_command=None)
+    enr_sub = enrollments.add_subparsers(dest="enrollments_command", metavar="COMMAND")
+    remove = enr_sub.add_parser(
+        "delete", parents=[common], help="delete enrollments and their embeddings for good"
+    )
+    remove.add_argument("enrollments", nargs="+", metavar="ENROLLMENT", help="enrollment ids")
+    remove.set_defaults(client_command="enrollments_delete")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facegate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="facegate", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"facegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_dir_help = "the data folder: store, model cache (default: FACEGATE_DATA_DIR, else ./data)"
 
     serve = sub.add_parser("serve", help="start the HTTP service")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--data-dir", type=Path)
+    serve.add_argument("--host", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="the port to listen on (default: 8085)")
+    serve.add_argument("--data-dir", type=Path, help=data_dir_help)
     serve.set_defaults(func=_cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys (one key = one tenant)")
-    keys.add_argument("--data-dir", type=Path)
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys.add_argument("--data-dir", type=Path, help=data_dir_help)
+    _help_when_bare(keys, _cmd_keys)
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND")
     create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("name")
+    create.add_argument("name", help="a name for the key (who uses it)")
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id, as `facegate keys list` shows it")
     for command in (create, listing, revoke):
         # Accepted before or after the subcommand; SUPPRESS keeps an absent one from
         # overwriting the value given before it ("keys --data-dir X create NAME").
-        command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
-    keys.set_defaults(func=_cmd_keys)
+        command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=data_dir_help)
 
+    data_help = "the evaluation data folder (e.g. ../shared/facedata)"
+    backend_help = "the embedding backend: onnx (the service's) or dlib (the reference)"
     evaluate = sub.add_parser("eval", help="accuracy evaluations on a data folder")
-    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+    _help_when_bare(evaluate, _cmd_eval)
+    eval_sub = evaluate.add_subparsers(dest="eval_command", metavar="COMMAND")
     lfw = eval_sub.add_parser("lfw", help="LFW 10-fold verification accuracy")
-    lfw.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    lfw.add_argument("--folds", type=int, default=10)
+    lfw.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    lfw.add_argument("--folds", type=int, default=10, help="how many of the 10 folds (default: 10)")
     lfw.add_argument("--limit", type=int, default=0, help="use only the first N pairs per fold")
     lfw.add_argument("--peer", action="store_true", help="also measure face_recognition 1.3.0")
-    lfw.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")
+    lfw.add_argument("--backend", choices=["onnx", "dlib"], default="onnx", help=backend_help)
     lfw.add_argument(
         "--tta", choices=["none", "flip", "multi"], help="only this TTA mode (default: all)"
     )
@@ -168,32 +345,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the product path (enroll + match through the service at the defaults)",
     )
     calibrate = eval_sub.add_parser("calibrate", help="fit the score curve on LFW DevTrain")
-    calibrate.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx")
+    calibrate.add_argument(
+        "data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help
+    )
+    calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx", help=backend_help)
     calibrate.add_argument(
         "--recognizer", choices=["sface", "dlib"], help="fit this recogniser only"
     )
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
-    detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
+    detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")
     detect.add_argument("--peer", action="store_true", help="also measure face_recognition")
     parity = eval_sub.add_parser("parity", help="ONNX descriptor vs dlib's, face by face")
-    parity.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    parity.add_argument("--faces", type=int, default=500)
+    parity.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    parity.add_argument(
+        "--faces", type=int, default=500, help="how many LFW faces to compare (default: 500)"
+    )
     spoof_eval = eval_sub.add_parser("spoof", help="APCER/BPCER/ACER of the spoof model")
-    spoof_eval.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    evaluate.set_defaults(func=_cmd_eval)
+    spoof_eval.add_argument(
+        "data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help
+    )
 
     spoof = sub.add_parser("spoof", help="spoof model")
-    spoof_sub = spoof.add_subparsers(dest="spoof_command", required=True)
+    _help_when_bare(spoof, _cmd_spoof)
+    spoof_sub = spoof.add_subparsers(dest="spoof_command", metavar="COMMAND")
     train = spoof_sub.add_parser("train", help="train the spoof model")
-    train.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    train.add_argument("--out", type=Path, required=True)
-    spoof.set_defaults(func=_cmd_spoof)
+    train.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    train.add_argument("--out", type=Path, required=True, help="where to write the model (.npz)")
 
     bench = sub.add_parser("bench", help="speed benchmark against face_recognition")
-    bench.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
-    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    bench.add_argument(
+        "--repeats", type=int, default=20, help="timed repetitions per measure (default: 20)"
+    )
     variant = bench.add_mutually_exclusive_group()
     variant.add_argument(
         "--detector",
@@ -206,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: /v1/match throughput of a live server with 1, 2 and 4 clients",
     )
     bench.set_defaults(func=_cmd_bench)
+
+    _add_client_commands(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TTA = Literal["none", "flip", "multi"]
@@ -123,3 +123,10 @@ class Settings(BaseSettings):
     max_connections: int = 512
     # Connections the kernel queues for accept() (uvicorn's backlog).
     backlog: int = 2048
+
+    # Command-line client (facegate detect, enroll, match, identify, collections): the server
+    # it talks to and the key it sends, unless --url / --key say otherwise. Read here, like every
+    # other setting, so FACEGATE_API_URL / FACEGATE_API_KEY (or .env) work without flags.
+    api_url: str = "http://127.0.0.1:8085"
+    # A SecretStr so that printing the settings never shows it.
+    api_key: SecretStr | None = None

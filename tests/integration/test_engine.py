@@ -196,7 +196,10 @@ def test_a_three_quarter_view_is_estimated_near_30_degrees_and_enrollable(
     assert turned.quality is not None
     assert 20 <= abs(turned.quality.yaw_deg) <= 40
     settings = engine.settings
-    assert turned.quality.problems(
-        min_eye_distance=settings.min_enroll_eye_distance,
-        max_abs_yaw=settings.max_enroll_abs_yaw,
-    ) == []
+    assert (
+        turned.quality.problems(
+            min_eye_distance=settings.min_enroll_eye_distance,
+            max_abs_yaw=settings.max_enroll_abs_yaw,
+        )
+        == []
+    )

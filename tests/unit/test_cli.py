@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from facegate.cli import build_parser
+from facegate import __version__
+from facegate.cli import build_parser, main
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,102 @@ def test_benches_refuse_a_folder_without_lfw_before_measuring(tmp_path: Path) ->
         run_detector_bench(tmp_path)
     with pytest.raises(SystemExit, match="needs LFW photos"):
         run_http_bench(tmp_path)
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _all_parsers(child)
+    return found
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [
+        f"{parser.prog} {action.dest}"
+        for parser in _all_parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert missing == []
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"facegate {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("group", "subcommand"),
+    [
+        ("keys", "create"),
+        ("eval", "lfw"),
+        ("spoof", "train"),
+        ("collections", "train"),
+        ("enrollments", "delete"),
+    ],
+)
+def test_a_group_without_its_subcommand_prints_its_help(
+    group: str, subcommand: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([group]) == 2
+    out = capsys.readouterr()
+    assert f"usage: facegate {group}" in out.out and subcommand in out.out
+    assert "required" not in out.err
+
+
+def test_client_commands_parse() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["enroll", "--name", "Ada", "a.jpg", "b.jpg", "--collection", "c1", "--json"]
+    )
+    assert (args.client_command, args.name, args.collection, args.json) == (
+        "enroll",
+        "Ada",
+        "c1",
+        True,
+    )
+    assert args.images == [Path("a.jpg"), Path("b.jpg")] and args.url is None
+    args = parser.parse_args(["identify", "--collection", "c1", "g.jpg", "--top-k", "3"])
+    assert (args.top_k, args.all_faces) == (3, False)
+    args = parser.parse_args(["collections", "add", "c1", "e1", "e2", "--url", "http://x:1"])
+    assert (args.client_command, args.enrollments, args.url) == (
+        "collections_add",
+        ["e1", "e2"],
+        "http://x:1",
+    )
+
+
+def test_expand_images_reads_folders_in_order_and_refuses_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    from facegate.client.commands import CommandError, expand_images
+
+    for name in ("b.JPG", "a.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    single = tmp_path / "a.png"
+    assert expand_images([single]) == ([single], False)
+    assert expand_images([tmp_path]) == ([tmp_path / "a.png", tmp_path / "b.JPG"], True)
+    with pytest.raises(CommandError, match="no such file"):
+        expand_images([tmp_path / "nope.jpg"])
+    with pytest.raises(CommandError, match=r"no \.jpg"):
+        expand_images([tmp_path / "sub"])
+
+
+def test_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from facegate.client.commands import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, True, stream)
+    progress.step("a.jpg")
+    progress.step("b.jpg")
+    assert stream.getvalue() == "[1/2] a.jpg\n[2/2] b.jpg\n"
+    quiet = io.StringIO()
+    Progress(1, False, quiet).step("a.jpg")
+    assert quiet.getvalue() == ""

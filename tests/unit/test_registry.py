@@ -1,4 +1,4 @@
-"""The model registry: files found in installed packages, checked by SHA-256; a locked lazy cache."""
+"""The model registry: files in installed packages, checked by SHA-256; a locked lazy cache."""
 
 from __future__ import annotations
 
@@ -88,8 +88,7 @@ def test_the_cache_loads_each_model_once_under_concurrency(tmp_path: Path) -> No
     cache = ModelCache(registry, LoadContext(Settings(data_dir=tmp_path), 1, tmp_path))
     results: list[object] = []
     threads = [
-        threading.Thread(target=lambda n=name: results.append(cache.get(n)))
-        for name in "aaaabbbb"
+        threading.Thread(target=lambda n=name: results.append(cache.get(n))) for name in "aaaabbbb"
     ]
     for thread in threads:
         thread.start()

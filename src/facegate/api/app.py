@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,8 @@ from facegate.api.errors import install_error_handlers
 from facegate.api.metrics import Metrics
 from facegate.api.middleware import Observability, RequestGuard, TrailingSlash
 from facegate.api.routes import collections, enrollments, faces, operations, recognition
+from facegate.api.routes.docs import tidy_openapi
+from facegate.api.routes.pages import install_pages
 from facegate.config import Settings
 from facegate.service.container import Services
 from facegate.service.inference import resolve_workers
@@ -57,6 +60,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             database.dispose()
 
     app = FastAPI(
+        # Served by install_pages from local assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="facegate",
         version=__version__,
         description=DESCRIPTION,
@@ -70,6 +76,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (faces, enrollments, collections, recognition, operations):
         app.include_router(module.router)
+    install_pages(app)
+
+    def openapi() -> dict[str, Any]:
+        return tidy_openapi(FastAPI.openapi(app))
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # The last added runs first: observe everything, including the guards' refusals.
     app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(TrailingSlash)

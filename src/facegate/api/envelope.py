@@ -13,6 +13,11 @@ def ok(data: Any, message: str | None) -> JSONResponse:
     return JSONResponse({"data": data, "message": message, "success": True})
 
 
+# The stable error code (``no_face_found``, ``not_trained``, …) travels in a header so that the
+# seed's envelope keeps exactly its three fields while programs can still tell refusals apart.
+ERROR_CODE_HEADER = "x-facegate-error"
+
+
 def failure(error: FacegateError, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
     # 429 and every 503 say when to come back, so clients back off instead of hammering.
@@ -24,5 +29,5 @@ def failure(error: FacegateError, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(
         {"data": None, "message": error.message, "success": False},
         status_code=error.status,
-        headers=extra or None,
+        headers={**extra, ERROR_CODE_HEADER: error.code},
     )

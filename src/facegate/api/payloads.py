@@ -1,4 +1,5 @@
-"""Reading request bodies: JSON objects for most endpoints, raw image bytes or JSON for two.
+"""Reading request bodies: JSON objects for most endpoints, raw image bytes or JSON for two,
+and ``multipart/form-data`` (``curl -F img=@photo.jpg``) wherever JSON is accepted.
 
 Bodies are parsed here rather than by FastAPI so that every refusal carries a precise message
 and the right status (415 wrong type, 400 unreadable, 413 too large while streaming).
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from facegate.api import forms
 from facegate.api.errors import validation_message
 from facegate.api.jsonlimits import loads_limited
 from facegate.errors import BadRequest, EmptyImage, UnsupportedMediaType
@@ -42,10 +44,12 @@ async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object. A missing Content-Type is accepted: the seed's Python examples
     post ``json.dumps(...)`` strings, for which ``requests`` sends none."""
     kind = media_type(request)
+    if kind == forms.MULTIPART:
+        return forms.as_json_body(await forms.fields(request))
     if kind is not None and not _is_json(kind):
         raise UnsupportedMediaType(
             f"Content-Type {kind} is not accepted here; send a JSON body with "
-            "Content-Type: application/json"
+            "Content-Type: application/json (or multipart/form-data)"
         )
     return await _parse_json(await request.body())
 
@@ -59,8 +63,11 @@ async def validated(request: Request, model: type[ModelT]) -> tuple[ModelT, dict
 
 
 async def image_bytes(request: Request, *, max_bytes: int) -> bytes:
-    """Raw ``image/jpeg`` / ``image/png`` bytes, or JSON ``{"img": base64}``."""
+    """Raw ``image/jpeg`` / ``image/png`` bytes, JSON ``{"img": base64}``, or a multipart
+    ``img`` file (or base64 text) field."""
     kind = media_type(request)
+    if kind == forms.MULTIPART:
+        return await forms.image(await forms.fields(request), max_bytes=max_bytes)
     body = await request.body()
     if kind in RAW_IMAGE_TYPES or (kind is None and body.lstrip()[:1] != b"{"):
         if not body:
@@ -69,7 +76,8 @@ async def image_bytes(request: Request, *, max_bytes: int) -> bytes:
     if not _is_json(kind) and kind is not None:
         raise UnsupportedMediaType(
             f"Content-Type {kind} is not accepted here; send image/jpeg or image/png bytes, "
-            'or JSON {"img": base64} with Content-Type: application/json'
+            'JSON {"img": base64} with Content-Type: application/json, '
+            "or multipart/form-data with an img file"
         )
     payload = await _parse_json(body)
     if "img" not in payload:

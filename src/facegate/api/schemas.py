@@ -40,8 +40,10 @@ def _whole_number(value: Any) -> Any:
 
 
 FlexibleBool = Annotated[bool, BeforeValidator(_flexible_bool)]
-Threshold = Annotated[float, BeforeValidator(_number), Field(ge=0.0, le=1.0)]
-PositiveInt = Annotated[int, BeforeValidator(_whole_number), Field(ge=1)]
+# The bounds come before the validator: after it, pydantic writes them into the JSON schema as
+# "ge"/"le" (not JSON Schema) instead of "minimum"/"maximum".
+Threshold = Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_number)]
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Base64Image = Annotated[
     str, Field(description="base64 image (JPEG, PNG or WebP); padding and data-URI prefix optional")

@@ -10,6 +10,7 @@ from facegate.api import presenters
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
 from facegate.api.payloads import validated
+from facegate.api.routes import examples
 from facegate.api.routes.docs import json_body, responses
 from facegate.api.schemas import (
     CollectionCreate,
@@ -25,8 +26,12 @@ router = APIRouter(prefix="/v1", tags=["collections"])
 @router.post(
     "/collection",
     summary="Create a collection (unknowns: true for stricter unknown rejection)",
-    responses=responses(CollectionIdOut),
-    openapi_extra=json_body(CollectionCreate),
+    responses=responses(
+        CollectionIdOut,
+        example=examples.COLLECTION_ID,
+        message="collection created successfully",
+    ),
+    openapi_extra=json_body(CollectionCreate, example=examples.COLLECTION_CREATE),
 )
 async def create_collection(
     request: Request, tenant: TenantDep, services: ServicesDep
@@ -41,8 +46,14 @@ async def create_collection(
 @router.put(
     "/collection",
     summary="Add an enrollment to a collection; the collection is retrained",
-    responses=responses(CollectionIdOut, 404, 503),
-    openapi_extra=json_body(CollectionUpdate),
+    responses=responses(
+        CollectionIdOut,
+        404,
+        503,
+        example=examples.COLLECTION_ID,
+        message="collection updated successfully",
+    ),
+    openapi_extra=json_body(CollectionUpdate, example=examples.COLLECTION_UPDATE),
 )
 async def update_collection(
     request: Request, tenant: TenantDep, services: ServicesDep
@@ -57,8 +68,8 @@ async def update_collection(
 @router.delete(
     "/collection",
     summary="Delete a collection (its enrollments stay)",
-    responses=responses(str, 404),
-    openapi_extra=json_body(CollectionRef),
+    responses=responses(str, 404, example=examples.COLLECTION_DELETED, message=None),
+    openapi_extra=json_body(CollectionRef, example=examples.COLLECTION_REF),
 )
 async def delete_collection(
     request: Request, tenant: TenantDep, services: ServicesDep
@@ -71,7 +82,11 @@ async def delete_collection(
 @router.get(
     "/collection",
     summary="Your collections, their enrollments and training state",
-    responses=responses(list[CollectionOut]),
+    responses=responses(
+        list[CollectionOut],
+        example=examples.COLLECTIONS,
+        message="collections listed successfully",
+    ),
 )
 async def list_collections(tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     views = await run_in_threadpool(services.collections.list, tenant)
@@ -81,8 +96,14 @@ async def list_collections(tenant: TenantDep, services: ServicesDep) -> JSONResp
 @router.post(
     "/train",
     summary="Train a collection in the background; watch status in GET /v1/collection",
-    responses=responses(CollectionIdOut, 404, 503),
-    openapi_extra=json_body(CollectionRef),
+    responses=responses(
+        CollectionIdOut,
+        404,
+        503,
+        example=examples.COLLECTION_ID,
+        message="retraining the classifier",
+    ),
+    openapi_extra=json_body(CollectionRef, example=examples.COLLECTION_REF),
 )
 async def train(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, CollectionRef)

@@ -9,11 +9,14 @@ from starlette.concurrency import run_in_threadpool
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
 from facegate.api.payloads import count_image_fields, image_fields, validated
+from facegate.api.routes import examples
 from facegate.api.routes.docs import json_body, responses
 from facegate.api.schemas import EnrollCreate, EnrollmentIdOut, EnrollmentRef, EnrollUpdate
 from facegate.errors import BadRequest, TooManyImages
 
 router = APIRouter(prefix="/v1", tags=["enrollment"])
+# In a multipart form the images are files img0 … img9 (documented; any count up to the limit).
+IMAGE_FILES = tuple(f"img{i}" for i in range(10))
 
 
 def _images(body: dict[str, object], services: ServicesDep) -> dict[str, bytes]:
@@ -30,8 +33,15 @@ def _images(body: dict[str, object], services: ServicesDep) -> dict[str, bytes]:
 @router.post(
     "/enroll",
     summary="Enroll a person from 1–10 images (the largest face of each)",
-    responses=responses(EnrollmentIdOut, 404, 422, 503),
-    openapi_extra=json_body(EnrollCreate),
+    responses=responses(
+        EnrollmentIdOut,
+        404,
+        422,
+        503,
+        example=examples.ENROLLMENT_ID,
+        message="enrollment processed successfully",
+    ),
+    openapi_extra=json_body(EnrollCreate, example=examples.ENROLL, files=IMAGE_FILES),
 )
 async def enroll(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, body = await validated(request, EnrollCreate)
@@ -49,8 +59,15 @@ async def enroll(request: Request, tenant: TenantDep, services: ServicesDep) -> 
 @router.put(
     "/enroll",
     summary="Add images to an enrollment",
-    responses=responses(EnrollmentIdOut, 404, 422, 503),
-    openapi_extra=json_body(EnrollUpdate),
+    responses=responses(
+        EnrollmentIdOut,
+        404,
+        422,
+        503,
+        example=examples.ENROLLMENT_ID,
+        message="enrollment updated successfully",
+    ),
+    openapi_extra=json_body(EnrollUpdate, example=examples.ENROLL_UPDATE, files=IMAGE_FILES),
 )
 async def update_enrollment(
     request: Request, tenant: TenantDep, services: ServicesDep
@@ -66,8 +83,8 @@ async def update_enrollment(
 @router.delete(
     "/enroll",
     summary="Delete an enrollment and its embeddings for good",
-    responses=responses(str, 404),
-    openapi_extra=json_body(EnrollmentRef),
+    responses=responses(str, 404, example=examples.ENROLLMENT_DELETED, message=None),
+    openapi_extra=json_body(EnrollmentRef, example=examples.ENROLLMENT_REF),
 )
 async def delete_enrollment(
     request: Request, tenant: TenantDep, services: ServicesDep

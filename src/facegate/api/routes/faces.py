@@ -11,6 +11,7 @@ from facegate.api import presenters
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
 from facegate.api.payloads import image_bytes
+from facegate.api.routes import examples
 from facegate.api.routes.docs import image_body, responses
 from facegate.api.schemas import FacesOut, SpoofOut
 from facegate.errors import BadRequest
@@ -21,7 +22,9 @@ router = APIRouter(prefix="/v1", tags=["faces"])
 @router.post(
     "/spdetect",
     summary="Spoof detection: is this a real face or a presentation attack?",
-    responses=responses(SpoofOut, 422, 503),
+    responses=responses(
+        SpoofOut, 422, 503, example=examples.SPOOF, message="data processed successfully"
+    ),
     openapi_extra=image_body(),
 )
 async def spdetect(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
@@ -33,7 +36,9 @@ async def spdetect(request: Request, tenant: TenantDep, services: ServicesDep) -
 @router.post(
     "/facedetect",
     summary="Every face in the image: box, confidence, 5 points, quality; 68 points on request",
-    responses=responses(FacesOut, 503),
+    responses=responses(
+        FacesOut, 503, example=examples.FACES, message="face processed successfully"
+    ),
     openapi_extra=image_body(),
 )
 async def facedetect(

@@ -14,12 +14,23 @@ from facegate.errors import Unavailable
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
+def _example(data: object, message: str) -> dict[int | str, dict[str, object]]:
+    example = {"data": data, "message": message, "success": True}
+    return {200: {"content": {"application/json": {"example": example}}}}
+
+
+@router.get(
+    "/healthz", summary="The process is alive", responses=_example({"status": "alive"}, "alive")
+)
 async def healthz() -> JSONResponse:
     return ok({"status": "alive"}, "alive")
 
 
-@router.get("/readyz", summary="Models loaded and store reachable (503 otherwise)")
+@router.get(
+    "/readyz",
+    summary="Models loaded and store reachable (503 otherwise)",
+    responses=_example({"status": "ready"}, "ready"),
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     ready, reason = await run_in_threadpool(services.ready)
     if not ready:

@@ -10,6 +10,7 @@ from facegate.api import presenters
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
 from facegate.api.payloads import validated
+from facegate.api.routes import examples
 from facegate.api.routes.docs import json_body, responses
 from facegate.api.schemas import IdentifyOut, IdentifyRequest, MatchRequest
 from facegate.errors import BadRequest
@@ -21,8 +22,15 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
 @router.post(
     "/match",
     summary="Score a face against every stored embedding of an enrollment",
-    responses=responses(dict[str, float | bool], 404, 422, 503),
-    openapi_extra=json_body(MatchRequest),
+    responses=responses(
+        dict[str, float | bool],
+        404,
+        422,
+        503,
+        example=examples.MATCHES,
+        message="face processed successfully",
+    ),
+    openapi_extra=json_body(MatchRequest, example=examples.MATCH, files=("img",)),
 )
 async def match(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, MatchRequest)
@@ -38,8 +46,16 @@ async def match(request: Request, tenant: TenantDep, services: ServicesDep) -> J
 @router.post(
     "/identify",
     summary="Who is this? The best enrollment of a trained collection, or unknown",
-    responses=responses(IdentifyOut, 404, 409, 422, 503),
-    openapi_extra=json_body(IdentifyRequest),
+    responses=responses(
+        IdentifyOut,
+        404,
+        409,
+        422,
+        503,
+        example=examples.IDENTIFIED,
+        message="identify processed successfully",
+    ),
+    openapi_extra=json_body(IdentifyRequest, example=examples.IDENTIFY, files=("img",)),
 )
 async def identify(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, IdentifyRequest)
