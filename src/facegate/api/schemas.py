@@ -55,10 +55,6 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class ImagePayload(Payload):
-    img: Base64Image
-
-
 class CollectionCreate(Payload):
     name: Annotated[str, Field(min_length=1)]
     unknowns: FlexibleBool = False
