@@ -1,7 +1,9 @@
 """FaceEngine: the one object the service layer talks to.
 
-Models load lazily on first use (or all at once with :meth:`FaceEngine.warm_up`), once, under a
-lock; afterwards every method may be called from many threads at the same time.
+The settings name the detector and the recogniser; both, the 68-point predictor and the spoof
+model come from the registry's cache (``engine/registry.py``, entries in ``engine/zoo.py``):
+loaded on first use (or by :meth:`FaceEngine.warm_up`), each once under its own lock. Afterwards
+every method may be called from many threads at the same time.
 """
 
 from __future__ import annotations
@@ -100,10 +102,11 @@ class FaceEngine:
         quality: bool = True,
         largest_only: bool = False,
     ) -> list[DetectedFace]:
-        """All faces (or only the largest), largest first, with quality and, on request, 68 points.
+        """All faces (or only the one wanted), largest first (``types.by_prominence``), with
+        quality figures and, on request, 68 points.
 
-        ``largest_only`` is faster than taking the first of all faces: the detector searches
-        coarse-to-fine and stops when it has found a large face.
+        With MTCNN ``largest_only`` is faster than taking the first of all faces (it searches
+        coarse-to-fine); YuNet finds every size in one pass, so it costs the same.
         """
         faces = self.detector.detect(image.rgb, largest_only=largest_only)
         if quality:

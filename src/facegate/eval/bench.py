@@ -59,14 +59,17 @@ def resident_memory_mb(recognizer: str) -> tuple[float, float]:
     Measured in a child process so nothing of this one's counts.
     """
     code = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
         "from facegate.config import Settings\n"
         "from facegate.engine.engine import FaceEngine\n"
         f"e = FaceEngine(Settings(recognizer={recognizer!r}, intra_op_threads=1)); e.warm_up()\n"
         "side = 112 if e.recipe.recognizer == 'sface' else 150\n"
         "e.embed_chips(np.zeros((1, side, side, 3), np.uint8))\n"
-        "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
-        "print(int(rss) / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        # VmHWM, not getrusage's ru_maxrss: the latter survives exec, so it would report the
+        # forking parent's peak (with every engine of the bench loaded) instead of the child's.
+        "status = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+        "kb = lambda k: int(status[k].split()[0])\n"
+        "print(kb('VmRSS') / 1024, kb('VmHWM') / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     resident, peak = out.stdout.strip().splitlines()[-1].split()
