@@ -522,14 +522,6 @@ def _cases() -> list[Case]:
             "img: no face found",
             lambda t, p: {"img": _b64(p.no_face()), "collection_id": t.collection},
         ),
-        Case(
-            "face turned away",
-            "POST",
-            "/enroll",
-            422,
-            "img0: face turned too far",
-            lambda t, p: {"img0": _b64(p.member(2))},
-        ),
         # Unknown ids, including SQL-looking and unicode ones.
         Case(
             "unknown enrollment match",

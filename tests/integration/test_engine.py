@@ -203,3 +203,21 @@ def test_a_three_quarter_view_is_estimated_near_30_degrees_and_enrollable(
         )
         == []
     )
+
+
+def test_the_gate_refuses_a_face_turned_past_its_limit_with_the_reason(
+    engine: FaceEngine,
+) -> None:
+    """t1.jpg's man in the top right (box near x 906) is turned strongly (YuNet's points read
+    about 60 degrees, MTCNN's about 42): accepted by the default gate (70, set on LFW View 1),
+    refused by a stricter one, with the reason."""
+    from facegate.errors import PoorQualityFace
+    from facegate.service.images import FaceReader
+
+    image = engine.decode(encode(group_member_rgb(2)))
+    face = engine.detect(image)[0]
+    assert face.quality is not None and 40 <= abs(face.quality.yaw_deg) <= 70
+    assert FaceReader(engine, engine.settings).enrollable_face("img0", image) is not None
+    strict = engine.settings.model_copy(update={"max_enroll_abs_yaw": 35.0})
+    with pytest.raises(PoorQualityFace, match=r"img0: face turned too far \(-?\d+ degrees\)"):
+        FaceReader(engine, strict).enrollable_face("img0", image)
