@@ -151,6 +151,13 @@ def _existing_folder(value: str) -> Path:
     return path
 
 
+def _page_size(value: str) -> int:
+    size = int(value)
+    if not 1 <= size <= 500:
+        raise argparse.ArgumentTypeError(f"{value}: a page holds 1 to 500 enrollments")
+    return size
+
+
 def _help_when_bare(parser: argparse.ArgumentParser, func: object) -> None:
     """A command group run without its subcommand prints its help (not "required: ...")."""
     parser.set_defaults(func=func, help_parser=parser)
@@ -282,10 +289,28 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     train.set_defaults(client_command="collections_train")
 
-    enrollments = sub.add_parser("enrollments", help="delete enrollments")
+    enrollments = sub.add_parser("enrollments", help="list, show and delete enrollments")
     _help_when_bare(enrollments, _cmd_client)
     enrollments.set_defaults(client_command=None)
     enr_sub = enrollments.add_subparsers(dest="enrollments_command", metavar="COMMAND")
+    enr_list = enr_sub.add_parser(
+        "list",
+        parents=[common],
+        help="your enrollments, oldest first: id, name, images, collections, recipes",
+    )
+    enr_list.add_argument(
+        "--limit", type=_page_size, default=50, help="enrollments per page, 1 to 500 (default: 50)"
+    )
+    enr_list.add_argument(
+        "--offset", type=int, default=0, help="how many to skip (default: 0, the first page)"
+    )
+    enr_list.add_argument(
+        "--all", action="store_true", help="every enrollment, fetched a page at a time"
+    )
+    enr_list.set_defaults(client_command="enrollments_list")
+    show = enr_sub.add_parser("show", parents=[common], help="one or more enrollments by id")
+    show.add_argument("enrollments", nargs="+", metavar="ENROLLMENT", help="enrollment ids")
+    show.set_defaults(client_command="enrollments_show")
     remove = enr_sub.add_parser(
         "delete", parents=[common], help="delete enrollments and their embeddings for good"
     )

@@ -113,6 +113,15 @@ def test_enroll_train_identify_match_and_clean_up(cli: Cli, files: Path) -> None
     assert verdict["match"] is False and len(verdict["scores"]) == 2
     cli("match", "--enrollment", eileen, str(files / "stranger.jpg"), "--exit-code", status=3)
 
+    listed = cli.json("enrollments", "list", "--all")
+    mine = {e["id"]: e for e in listed["enrollments"]}
+    assert mine[grace["enrollment_id"]]["images"] == 11 and listed["total"] == len(mine)
+    assert mine[eileen]["collection_ids"] == [collection]
+    out = cli("enrollments", "show", eileen)
+    assert out.startswith(f"{eileen}\tEileen Collins\t2 images\t{collection}\t2 by sface@")
+    out = cli("enrollments", "list", "--limit", "1")
+    assert out.count("\n") == 1 and "the next page: --offset 1" in cli.err
+
     assert "deleted enrollment" in cli("enrollments", "delete", eileen)
     assert "deleted collection" in cli("collections", "delete", collection)
     assert collection not in {c["id"] for c in cli.json("collections", "list")}

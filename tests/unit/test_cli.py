@@ -125,6 +125,17 @@ def test_client_commands_parse() -> None:
         ["e1", "e2"],
         "http://x:1",
     )
+    args = parser.parse_args(["enrollments", "list", "--limit", "10", "--offset", "20"])
+    assert (args.client_command, args.limit, args.offset, args.all) == (
+        "enrollments_list",
+        10,
+        20,
+        False,
+    )
+    args = parser.parse_args(["enrollments", "show", "e1", "e2"])
+    assert (args.client_command, args.enrollments) == ("enrollments_show", ["e1", "e2"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["enrollments", "list", "--limit", "501"])
 
 
 def test_expand_images_reads_folders_in_order_and_refuses_what_is_missing(

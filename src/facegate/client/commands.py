@@ -1,8 +1,8 @@
 """The file-based commands of the ``facegate`` CLI, on :class:`facegate.client.Client`.
 
-``facegate detect|enroll|match|identify|collections``: images are files or folders (a folder
-stands for the images directly in it), results go to stdout (``--json`` for programs), progress
-and errors to stderr. Exit status: 0 done, 1 a refusal or an unreachable server.
+``facegate detect|enroll|match|identify|collections|enrollments``: images are files or folders
+(a folder stands for the images directly in it), results go to stdout (``--json`` for
+programs), progress and errors to stderr. Exit status: 0 done, 1 a refusal or an unreachable server.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from facegate.client import (
     Client,
     Collection,
+    Enrollment,
     Face,
     FacegateClientError,
     Identification,
@@ -145,6 +146,18 @@ def _collection_line(entry: Collection) -> str:
     return (
         f"{entry.id}\t{entry.name}\t{entry.status}{flags}\t"
         f"{members} enrollment{'s' * (members != 1)}\ttrained {trained}"
+    )
+
+
+def _enrollment_line(entry: Enrollment) -> str:
+    name = entry.name if entry.name is not None else "(no name)"
+    collections = ", ".join(entry.collection_ids) or "no collection"
+    recipes = ", ".join(
+        f"{r.images} by {r.recipe}" + (f" tta={r.tta}" if r.tta else "") for r in entry.recipes
+    )
+    return (
+        f"{entry.id}\t{name}\t{entry.images} image{'s' * (entry.images != 1)}\t"
+        f"{collections}\t{recipes or 'no embeddings'}"
     )
 
 
@@ -357,6 +370,42 @@ def cmd_enrollments_delete(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enrollments_list(client: Client, args: argparse.Namespace) -> int:
+    if args.all:
+        entries = list(client.iter_enrollments(page_size=args.limit))
+        total, first = len(entries), 0
+    else:
+        page = client.enrollments(limit=args.limit, offset=args.offset)
+        entries, total, first = list(page.enrollments), page.total, page.offset
+    if args.json:
+        print_json({"enrollments": entries, "total": total, "offset": first})
+        return 0
+    if not entries:
+        print("no enrollments here" if total else "no enrollments yet: facegate enroll --name ...")
+    for entry in entries:
+        print(_enrollment_line(entry))
+    if entries and len(entries) < total:
+        # On stderr: stdout keeps one line per enrollment, for grep and cut.
+        last = first + len(entries)
+        more = f"; the next page: --offset {last}" if last < total else ""
+        print(f"enrollments {first + 1}-{last} of {total}{more}", file=sys.stderr)
+    return 0
+
+
+def cmd_enrollments_show(client: Client, args: argparse.Namespace) -> int:
+    entries = [client.enrollment(enrollment_id) for enrollment_id in args.enrollments]
+    if args.json:
+        print_json(entries)
+        return 0
+    for entry in entries:
+        print(_enrollment_line(entry))
+        print(
+            f"  created {entry.created.isoformat(timespec='seconds')}, "
+            f"updated {entry.updated.isoformat(timespec='seconds')}"
+        )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "detect": cmd_detect,
     "enroll": cmd_enroll,
@@ -367,5 +416,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "collections_add": cmd_collections_add,
     "collections_delete": cmd_collections_delete,
     "collections_train": cmd_collections_train,
+    "enrollments_list": cmd_enrollments_list,
+    "enrollments_show": cmd_enrollments_show,
     "enrollments_delete": cmd_enrollments_delete,
 }
