@@ -255,7 +255,15 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     enroll.add_argument("--name", required=True, help="the person's name, returned by identify")
     enroll.add_argument(
-        "--collection", metavar="ID", help="also add the enrollment to this collection"
+        "--collection",
+        metavar="ID_OR_NAME",
+        help="also add the enrollment to this collection (an id, or a name: a collection of "
+        "that name is created if there is none), then train it",
+    )
+    enroll.add_argument(
+        "--no-train",
+        action="store_true",
+        help="with --collection: do not train it now (identify sees the person after training)",
     )
     enroll.set_defaults(func=_cmd_client, client_command="enroll")
 
@@ -279,7 +287,10 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     identify.add_argument("images", nargs="+", type=Path, metavar="IMG", help=images_help)
     identify.add_argument(
-        "--collection", required=True, metavar="ID", help="a trained collection's id"
+        "--collection",
+        required=True,
+        metavar="ID_OR_NAME",
+        help="a trained collection's id or name",
     )
     identify.add_argument(
         "--top-k", type=int, metavar="K", help="also list the K best candidates with their scores"

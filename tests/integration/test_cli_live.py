@@ -127,6 +127,39 @@ def test_enroll_train_identify_match_and_clean_up(cli: Cli, files: Path) -> None
     assert collection not in {c["id"] for c in cli.json("collections", "list")}
 
 
+def test_collections_by_name_created_and_trained_by_enroll(cli: Cli, files: Path) -> None:
+    """The README's quick start: two enrollments name a collection that does not exist yet,
+    and identify finds them by that name with no explicit training."""
+    first = cli.json(
+        "enroll",
+        "--name",
+        "Grace Hopper",
+        str(files / "grace" / "grace00.jpg"),
+        "--collection",
+        "cli friends",
+    )
+    assert first["collection_created"] is True and first["trained"] is True
+    assert "created collection 'cli friends'" in cli.err and "trained" in cli.err
+    second = cli.json(
+        "enroll", "--name", "Eileen Collins", str(files / "eileen"), "--collection", "cli friends"
+    )
+    assert second["collection_id"] == first["collection_id"]
+    assert second["collection_created"] is False
+    out = cli(
+        "identify",
+        "--collection",
+        "cli friends",
+        "--all-faces",
+        str(files / "both.jpg"),
+        str(files / "stranger.jpg"),
+    )
+    assert ": Grace Hopper (enrollment" in out and ": Eileen Collins (enrollment" in out
+    assert f"{files / 'stranger.jpg'}: unknown (best score" in out
+    cli("identify", "--collection", "nobody's", str(files / "both.jpg"), status=1)
+    assert 'no collection with the id or name "nobody\'s"' in cli.err
+    cli("collections", "delete", first["collection_id"])
+
+
 def test_refusals_are_one_line_and_status_1(cli: Cli, files: Path) -> None:
     cli("enroll", "--name", "Nobody", str(files / "nobody.jpg"), status=1)
     assert cli.err.strip() == "facegate enroll: img0: no face found"

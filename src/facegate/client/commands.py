@@ -222,15 +222,40 @@ def cmd_detect(client: Client, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def resolve_collection(client: Client, value: str, *, create: bool) -> tuple[str, bool]:
+    """The collection ``value`` names, by id or else by name (so a script can say "Friends");
+    with ``create``, a collection of that name is made when there is none. Whether it was."""
+    entries = client.collections()
+    if any(entry.id == value for entry in entries):
+        return value, False
+    named = [entry for entry in entries if entry.name == value]
+    if len(named) == 1:
+        return named[0].id, False
+    if named:
+        ids = ", ".join(entry.id for entry in named)
+        raise CommandError(f"{len(named)} collections are named {value!r}; pass one's id: {ids}")
+    if not create:
+        raise CommandError(
+            f"no collection with the id or name {value!r}: `facegate collections list` shows yours"
+        )
+    return client.create_collection(value), True
+
+
 def cmd_enroll(client: Client, args: argparse.Namespace) -> int:
     images, folder = expand_images(args.images)
+    collection: str | None = None
+    created = False
+    if args.collection is not None:
+        collection, created = resolve_collection(client, args.collection, create=True)
+        if created:
+            print(f"created collection {args.collection!r}: {collection}", file=sys.stderr)
     batches = [
         images[i : i + MAX_IMAGES_PER_REQUEST]
         for i in range(0, len(images), MAX_IMAGES_PER_REQUEST)
     ]
     progress = Progress(len(batches), folder and len(batches) > 1)
     try:
-        enrollment_id = client.enroll(batches[0], name=args.name, collection_id=args.collection)
+        enrollment_id = client.enroll(batches[0], name=args.name, collection_id=collection)
         progress.step(f"{len(batches[0])} images")
         # The server takes ten images per request: the rest are added to the same enrollment.
         for batch in batches[1:]:
@@ -238,17 +263,25 @@ def cmd_enroll(client: Client, args: argparse.Namespace) -> int:
             progress.step(f"{len(batch)} images")
     except OSError as exc:
         raise CommandError(str(exc)) from exc
+    trained = collection is not None and not args.no_train
+    if trained:
+        # Identify searches what training last saw: train now, so the person is found at once.
+        assert collection is not None
+        client.train(collection, wait=True, timeout=args.timeout)
+        print(f"collection {collection} trained", file=sys.stderr)
     if args.json:
         print_json(
             {
                 "enrollment_id": enrollment_id,
                 "name": args.name,
-                "collection_id": args.collection,
+                "collection_id": collection,
+                "collection_created": created,
+                "trained": trained,
                 "images": [p.as_posix() for p in images],
             }
         )
     else:
-        where = f" in collection {args.collection}" if args.collection else ""
+        where = f" in collection {collection}" if collection else ""
         count = len(images)
         print(
             f"enrolled {args.name!r} from {count} image{'s' * (count != 1)}{where}: "
@@ -289,11 +322,10 @@ def cmd_identify(client: Client, args: argparse.Namespace) -> int:
     progress = Progress(len(images), folder)
     results: list[dict[str, Any]] = []
     failures: list[str] = []
+    collection, _ = resolve_collection(client, args.collection, create=False)
     for path in images:
         with _per_image(failures, path):
-            result = client.identify(
-                path, args.collection, top_k=args.top_k, all_faces=args.all_faces
-            )
+            result = client.identify(path, collection, top_k=args.top_k, all_faces=args.all_faces)
             results.append({"image": path.as_posix(), **_plain(result)})
             if not args.json:
                 print("\n".join(_identification_lines(str(path), result)))
