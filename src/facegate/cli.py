@@ -6,6 +6,11 @@ enrollments.
 
 Each subcommand imports its implementation lazily so that, e.g., ``facegate keys list`` does not
 load the face models.
+
+Every operator command resolves facegate's data folder the same way (``--data-dir`` where the
+command has it, else ``FACEGATE_DATA_DIR`` or ``.env``, else ``./data`` in the current folder)
+and says on stderr which folder that is and why, so that a command run from another folder
+never works on a store the server does not use unnoticed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from facegate import __version__
 from facegate.config import Settings
+from facegate.summary import data_folder, database_location, store_exists
 
 DESCRIPTION = (
     "facegate: self-hosted face recognition (the Trueface v1 API). Operator commands run here "
@@ -33,6 +39,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
+def _from_option(args: argparse.Namespace) -> bool:
+    return getattr(args, "data_dir", None) is not None
+
+
+def _say_data_folder(command: str, settings: Settings, args: argparse.Namespace) -> None:
+    folder = data_folder(settings, from_option=_from_option(args))
+    print(f"facegate {command}: {folder.describe()}", file=sys.stderr)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from facegate.api.server import serve
 
@@ -42,7 +57,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
-    serve(settings.model_copy(update=overrides))
+    # The server's first log lines name the data folder (and every other setting).
+    serve(settings.model_copy(update=overrides), data_dir_from_option=_from_option(args))
     return 0
 
 
@@ -63,6 +79,22 @@ def _run_keys(args: argparse.Namespace) -> int:
         args.help_parser.print_help()
         return 2
     settings = _settings(args)
+    _say_data_folder("keys", settings, args)
+    if not store_exists(settings):
+        if args.keys_command != "create":
+            # Reading a store that is not there would create an empty one, whose keys no
+            # server knows: the mistake is almost always the folder.
+            print(
+                f"facegate keys: no store at {database_location(settings)}: no server has run "
+                "on this data folder; pass the server's --data-dir, or set FACEGATE_DATA_DIR",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"facegate keys: a new, empty store is made at {database_location(settings)}; "
+            "start the server on the same data folder",
+            file=sys.stderr,
+        )
     if args.keys_command == "create":
         created = keys.create_key(settings, args.name)
         print(f"API key for {args.name!r} (id {created.key_id}); it is shown only this once:")
@@ -81,6 +113,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command is None:
         args.help_parser.print_help()
         return 2
+    from facegate.eval.report import reporting
+
+    settings = Settings()
+    _say_data_folder(f"eval {args.eval_command}", settings, args)
+    target: Path = args.json or data_folder(settings).path / "eval" / f"{args.eval_command}.json"
+    with reporting(f"eval {args.eval_command}", list(args.argv), target):
+        return _run_eval(args)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "lfw":
         from facegate.eval.lfw import run_lfw
 
@@ -122,6 +164,7 @@ def _cmd_spoof(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    _say_data_folder("bench", Settings(), args)
     if args.http:
         from facegate.eval.http_bench import run_http_bench
 
@@ -149,6 +192,13 @@ def _existing_folder(value: str) -> Path:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{value}: no such folder (the evaluation data folder)")
     return path
+
+
+def _page_size(value: str) -> int:
+    size = int(value)
+    if not 1 <= size <= 500:
+        raise argparse.ArgumentTypeError(f"{value}: a page holds 1 to 500 enrollments")
+    return size
 
 
 def _help_when_bare(parser: argparse.ArgumentParser, func: object) -> None:
@@ -205,7 +255,15 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     enroll.add_argument("--name", required=True, help="the person's name, returned by identify")
     enroll.add_argument(
-        "--collection", metavar="ID", help="also add the enrollment to this collection"
+        "--collection",
+        metavar="ID_OR_NAME",
+        help="also add the enrollment to this collection (an id, or a name: a collection of "
+        "that name is created if there is none), then train it",
+    )
+    enroll.add_argument(
+        "--no-train",
+        action="store_true",
+        help="with --collection: do not train it now (identify sees the person after training)",
     )
     enroll.set_defaults(func=_cmd_client, client_command="enroll")
 
@@ -229,7 +287,10 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     identify.add_argument("images", nargs="+", type=Path, metavar="IMG", help=images_help)
     identify.add_argument(
-        "--collection", required=True, metavar="ID", help="a trained collection's id"
+        "--collection",
+        required=True,
+        metavar="ID_OR_NAME",
+        help="a trained collection's id or name",
     )
     identify.add_argument(
         "--top-k", type=int, metavar="K", help="also list the K best candidates with their scores"
@@ -282,10 +343,28 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     train.set_defaults(client_command="collections_train")
 
-    enrollments = sub.add_parser("enrollments", help="delete enrollments")
+    enrollments = sub.add_parser("enrollments", help="list, show and delete enrollments")
     _help_when_bare(enrollments, _cmd_client)
     enrollments.set_defaults(client_command=None)
     enr_sub = enrollments.add_subparsers(dest="enrollments_command", metavar="COMMAND")
+    enr_list = enr_sub.add_parser(
+        "list",
+        parents=[common],
+        help="your enrollments, oldest first: id, name, images, collections, recipes",
+    )
+    enr_list.add_argument(
+        "--limit", type=_page_size, default=50, help="enrollments per page, 1 to 500 (default: 50)"
+    )
+    enr_list.add_argument(
+        "--offset", type=int, default=0, help="how many to skip (default: 0, the first page)"
+    )
+    enr_list.add_argument(
+        "--all", action="store_true", help="every enrollment, fetched a page at a time"
+    )
+    enr_list.set_defaults(client_command="enrollments_list")
+    show = enr_sub.add_parser("show", parents=[common], help="one or more enrollments by id")
+    show.add_argument("enrollments", nargs="+", metavar="ENROLLMENT", help="enrollment ids")
+    show.set_defaults(client_command="enrollments_show")
     remove = enr_sub.add_parser(
         "delete", parents=[common], help="delete enrollments and their embeddings for good"
     )
@@ -365,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     spoof_eval.add_argument(
         "data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help
     )
+    for command in (lfw, calibrate, detect, parity, spoof_eval):
+        command.add_argument(
+            "--json",
+            type=Path,
+            metavar="PATH",
+            help="where to write the figures as JSON (default: eval/COMMAND.json in facegate's "
+            "data folder); verification also writes PATH's stem + -roc.png and -det.png",
+        )
 
     spoof = sub.add_parser("spoof", help="spoof model")
     _help_when_bare(spoof, _cmd_spoof)
@@ -396,7 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    args.argv = arguments  # recorded in evaluation reports
     return int(args.func(args))
 
 

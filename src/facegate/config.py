@@ -6,11 +6,12 @@ optional ``.env``) and pass it down; nothing else in the package reads ``os.envi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TTA = Literal["none", "flip", "multi"]
 
@@ -130,3 +131,21 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8085"
     # A SecretStr so that printing the settings never shows it.
     api_key: SecretStr | None = None
+
+    # Browsers (issue 13). Origins whose pages may call the API (CORS), e.g.
+    # FACEGATE_CORS_ORIGINS=https://console.example.com,http://localhost:3000 (or a JSON list);
+    # "*" allows any origin. Empty, the default: no CORS headers at all, so a page of another
+    # origin cannot read the answers. Keys travel in the x-api-key header, never in cookies, so
+    # credentialed requests are not allowed whatever this says.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_list(cls, value: object) -> object:
+        # A comma-separated variable is the natural way to write a list in a shell.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value

@@ -580,7 +580,8 @@ def _cases() -> list[Case]:
             lambda t, p: {"collection_id": "x" * 300},
         ),
         # Methods, paths and Accept.
-        Case("GET enroll", "GET", "/enroll", 405, "allowed: DELETE, POST, PUT"),
+        Case("PATCH enroll", "PATCH", "/enroll", 405, "allowed: DELETE, GET, POST, PUT"),
+        Case("DELETE one enrollment", "DELETE", "/enroll/x", 405, "allowed: GET"),
         Case("GET identify", "GET", "/identify", 405, "allowed: POST"),
         Case("PATCH collection", "PATCH", "/collection", 405, "allowed: DELETE, GET, POST, PUT"),
         Case("DELETE train", "DELETE", "/train", 405, "allowed: POST"),

@@ -113,9 +113,51 @@ def test_enroll_train_identify_match_and_clean_up(cli: Cli, files: Path) -> None
     assert verdict["match"] is False and len(verdict["scores"]) == 2
     cli("match", "--enrollment", eileen, str(files / "stranger.jpg"), "--exit-code", status=3)
 
+    listed = cli.json("enrollments", "list", "--all")
+    mine = {e["id"]: e for e in listed["enrollments"]}
+    assert mine[grace["enrollment_id"]]["images"] == 11 and listed["total"] == len(mine)
+    assert mine[eileen]["collection_ids"] == [collection]
+    out = cli("enrollments", "show", eileen)
+    assert out.startswith(f"{eileen}\tEileen Collins\t2 images\t{collection}\t2 by sface@")
+    out = cli("enrollments", "list", "--limit", "1")
+    assert out.count("\n") == 1 and "the next page: --offset 1" in cli.err
+
     assert "deleted enrollment" in cli("enrollments", "delete", eileen)
     assert "deleted collection" in cli("collections", "delete", collection)
     assert collection not in {c["id"] for c in cli.json("collections", "list")}
+
+
+def test_collections_by_name_created_and_trained_by_enroll(cli: Cli, files: Path) -> None:
+    """The README's quick start: two enrollments name a collection that does not exist yet,
+    and identify finds them by that name with no explicit training."""
+    first = cli.json(
+        "enroll",
+        "--name",
+        "Grace Hopper",
+        str(files / "grace" / "grace00.jpg"),
+        "--collection",
+        "cli friends",
+    )
+    assert first["collection_created"] is True and first["trained"] is True
+    assert "created collection 'cli friends'" in cli.err and "trained" in cli.err
+    second = cli.json(
+        "enroll", "--name", "Eileen Collins", str(files / "eileen"), "--collection", "cli friends"
+    )
+    assert second["collection_id"] == first["collection_id"]
+    assert second["collection_created"] is False
+    out = cli(
+        "identify",
+        "--collection",
+        "cli friends",
+        "--all-faces",
+        str(files / "both.jpg"),
+        str(files / "stranger.jpg"),
+    )
+    assert ": Grace Hopper (enrollment" in out and ": Eileen Collins (enrollment" in out
+    assert f"{files / 'stranger.jpg'}: unknown (best score" in out
+    cli("identify", "--collection", "nobody's", str(files / "both.jpg"), status=1)
+    assert 'no collection with the id or name "nobody\'s"' in cli.err
+    cli("collections", "delete", first["collection_id"])
 
 
 def test_refusals_are_one_line_and_status_1(cli: Cli, files: Path) -> None:

@@ -83,6 +83,27 @@ def test_collections_listing_and_training_state(fg: Client, enrolled: dict[str, 
     assert enrolled["home"] in {c.id for c in fg.collections()}
 
 
+def test_enrollments_listed_and_shown(
+    live: LiveServer, fg: Client, enrolled: dict[str, str]
+) -> None:
+    everything = {e.id: e for e in fg.iter_enrollments(page_size=1)}
+    grace = everything[enrolled["grace"]]
+    assert grace.name == "Grace Hopper" and grace.images == 3
+    assert grace.collection_ids == (enrolled["home"],)
+    # The recipe the server's engine (YuNet + SFace at the defaults) wrote with each embedding.
+    assert [(r.recipe, r.tta, r.images) for r in grace.recipes] == [
+        ("sface@2021dec/arcface112", "none", 3)
+    ]
+    assert fg.enrollment(enrolled["eileen"]).images == 2
+    page = fg.enrollments(limit=1)
+    assert page.total == len(everything) and len(page.enrollments) == 1
+    with Client(live.base_url, api_key=live.keys["bob"]) as bob:
+        assert enrolled["grace"] not in {e.id for e in bob.iter_enrollments()}
+        with pytest.raises(NotFound, match="for this API key") as caught:
+            bob.enrollment(enrolled["grace"])
+    assert caught.value.code == "not_found"
+
+
 def test_match(fg: Client, photos: type[Photos], enrolled: dict[str, str]) -> None:
     same = fg.match(photos.grace(5), enrolled["grace"])
     assert len(same.scores) == 3 and same.is_match and same.best_score > 0.9

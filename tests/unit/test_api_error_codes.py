@@ -25,7 +25,7 @@ def _code(response: Any, status: int) -> str:
 def test_codes_of_framework_and_guard_refusals(client: TestClient, tenants: Tenants) -> None:
     assert _code(client.get("/v1/collection"), 401) == "unauthorized"
     assert _code(client.get("/v1/nowhere", headers=tenants.alice), 404) == "not_found"
-    assert _code(client.get("/v1/enroll", headers=tenants.alice), 405) == "method_not_allowed"
+    assert _code(client.get("/v1/train", headers=tenants.alice), 405) == "method_not_allowed"
     accept = {**tenants.alice, "accept": "text/html"}
     assert _code(client.get("/v1/collection", headers=accept), 406) == "not_acceptable"
     form = {**tenants.alice, "content-type": "text/plain"}

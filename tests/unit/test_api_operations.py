@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from facegate.api.logs import JsonFormatter
@@ -60,7 +61,8 @@ def test_metrics_count_requests_by_route_template_and_status(
 
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths["/v1/enroll"]) == {"post", "put", "delete"}
+    assert set(paths["/v1/enroll"]) == {"post", "put", "delete", "get"}
+    assert set(paths["/v1/enroll/{enrollment_id}"]) == {"get"}
     assert set(paths["/v1/collection"]) == {"post", "put", "delete", "get"}
     for path in ("/v1/spdetect", "/v1/facedetect", "/v1/train", "/v1/match", "/v1/identify"):
         assert "post" in paths[path]
@@ -86,6 +88,42 @@ def test_one_json_log_line_per_request_without_secrets_or_images(
     assert entry["route"] == "/v1/facedetect" and entry["status"] == 200
     assert entry["request_id"] == "abc-123" and entry["key_id"]
     assert tenants.alice["x-api-key"] not in line and image[:40] not in line
+
+
+def test_a_refusals_log_line_names_its_error_code(
+    app: FastAPI,
+    client: TestClient,
+    tenants: Tenants,
+    faces: Faces,
+    services: Services,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services.collections, "list", broken)
+    with caplog.at_level(logging.INFO, logger="facegate.request"):
+        client.post("/v1/facedetect", json={"img": faces.b64(faces.alice)}, headers=tenants.alice)
+        client.post("/v1/spdetect", json={"img": faces.b64(faces.nobody)}, headers=tenants.alice)
+        client.get("/v1/collection")
+        client.get("/v1/collection", headers={**tenants.alice, "accept": "text/html"})
+        client.get("/v1/nothing", headers=tenants.alice)
+        with TestClient(app, raise_server_exceptions=False) as quiet:
+            assert quiet.get("/v1/collection", headers=tenants.alice).status_code == 500
+    entries = [
+        json.loads(JsonFormatter().format(r))
+        for r in caplog.records
+        if r.name == "facegate.request"
+    ]
+    assert [(e["status"], e.get("error")) for e in entries] == [
+        (200, None),  # no error field on a success
+        (422, "no_face_found"),
+        (401, "unauthorized"),
+        (406, "not_acceptable"),  # refused by the guard, before any route
+        (404, "not_found"),
+        (500, "internal_error"),
+    ]
 
 
 def test_accept_header_parsing() -> None:

@@ -67,7 +67,7 @@ def test_every_request_and_answer_has_an_example(client: TestClient) -> None:
         if path.startswith("/v1")
         for method, op in methods.items()
     ]
-    assert len(operations) == 12
+    assert len(operations) == 14
     for path, method, op in operations:
         where = f"{method.upper()} {path}"
         if "requestBody" in op:

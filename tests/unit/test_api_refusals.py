@@ -63,9 +63,12 @@ def test_unknown_route_404_and_wrong_method_405_with_allow(
     client: TestClient, tenants: Tenants
 ) -> None:
     _refused(client.get("/v1/nothing", headers=tenants.alice), 404, "no such endpoint")
-    response = client.get("/v1/enroll", headers=tenants.alice)
+    response = client.get("/v1/train", headers=tenants.alice)
     _refused(response, 405, "GET is not allowed")
-    assert response.headers["allow"] == "DELETE, POST, PUT"
+    assert response.headers["allow"] == "POST"
+    response = client.patch("/v1/enroll", headers=tenants.alice)
+    _refused(response, 405, "PATCH is not allowed")
+    assert response.headers["allow"] == "DELETE, GET, POST, PUT"
     _refused(client.patch("/v1/collection", headers=tenants.alice), 405, "DELETE, GET, POST, PUT")
 
 

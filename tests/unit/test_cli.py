@@ -125,6 +125,17 @@ def test_client_commands_parse() -> None:
         ["e1", "e2"],
         "http://x:1",
     )
+    args = parser.parse_args(["enrollments", "list", "--limit", "10", "--offset", "20"])
+    assert (args.client_command, args.limit, args.offset, args.all) == (
+        "enrollments_list",
+        10,
+        20,
+        False,
+    )
+    args = parser.parse_args(["enrollments", "show", "e1", "e2"])
+    assert (args.client_command, args.enrollments) == ("enrollments_show", ["e1", "e2"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["enrollments", "list", "--limit", "501"])
 
 
 def test_expand_images_reads_folders_in_order_and_refuses_what_is_missing(
@@ -157,3 +168,35 @@ def test_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
     quiet = io.StringIO()
     Progress(1, False, quiet).step("a.jpg")
     assert quiet.getvalue() == ""
+
+
+def test_keys_say_their_data_folder_and_never_create_a_store_to_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a folder without ./data, as when run from elsewhere
+    assert main(["keys", "list"]) == 1
+    err = capsys.readouterr().err
+    assert f"data folder {tmp_path / 'data'} (the default: ./data in the current folder" in err
+    assert "no store at sqlite:///" in err and "--data-dir" in err
+    assert not (tmp_path / "data").exists()
+    assert main(["keys", "revoke", "k1"]) == 1
+    assert not (tmp_path / "data").exists()
+
+    server = tmp_path / "srv"
+    assert main(["keys", "create", "app", "--data-dir", str(server)]) == 0
+    captured = capsys.readouterr()
+    assert f"data folder {server} (from --data-dir)" in captured.err
+    assert "a new, empty store is made at" in captured.err and "fg_" in captured.out
+    monkeypatch.setenv("FACEGATE_DATA_DIR", str(server))
+    assert main(["keys", "list"]) == 0
+    captured = capsys.readouterr()
+    assert f"data folder {server} (from FACEGATE_DATA_DIR or .env)" in captured.err
+    assert "\tapp\tactive\t" in captured.out and "new, empty store" not in captured.err
+
+
+def test_every_eval_command_takes_a_json_path(tmp_path: Path) -> None:
+    parser = build_parser()
+    for command in ("lfw", "calibrate", "detect", "parity", "spoof"):
+        args = parser.parse_args(["eval", command, str(tmp_path), "--json", "out.json"])
+        assert args.json == Path("out.json")
+    assert parser.parse_args(["eval", "lfw", str(tmp_path)]).json is None

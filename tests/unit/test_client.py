@@ -520,3 +520,59 @@ def test_async_client_has_the_same_behaviour(monkeypatch: pytest.MonkeyPatch) ->
         ("GET", "/v1/collection"),
         ("POST", "/v1/match"),
     ]
+
+
+ENROLLMENT = {
+    "id": "e1",
+    "name": "Ada",
+    "images": 3,
+    "collections": ["c1"],
+    "recipes": [{"recipe": "sface@2021dec/arcface112", "tta": "none", "images": 3}],
+    "created": "2026-11-29T09:48:31.532260",
+    "updated": "2026-11-29T09:48:31.532260",
+}
+
+
+def _page(ids: list[str], total: int, limit: int, offset: int) -> httpx.Response:
+    entries = [ENROLLMENT | {"id": i} for i in ids]
+    return ok({"enrollments": entries, "total": total, "limit": limit, "offset": offset})
+
+
+def test_enrollments_are_listed_a_page_at_a_time_and_shown_by_id() -> None:
+    recorder = Recorder(_page(["e1", "e2"], 3, 2, 0))
+    with client_for(recorder) as fg:
+        page = fg.enrollments(limit=2)
+        assert recorder.last.url.path == "/v1/enroll"
+        assert dict(recorder.last.url.params) == {"limit": "2", "offset": "0"}
+        assert page.total == 3 and page.next_offset == 2
+        first = page.enrollments[0]
+        assert (first.name, first.images, first.collection_ids) == ("Ada", 3, ("c1",))
+        assert first.recipes[0].recipe == "sface@2021dec/arcface112"
+        assert first.created == datetime(2026, 11, 29, 9, 48, 31, 532260, tzinfo=UTC)
+        recorder.answers = [_page(["e1", "e2"], 3, 2, 0), _page(["e3"], 3, 2, 2)]
+        assert [e.id for e in fg.iter_enrollments(page_size=2)] == ["e1", "e2", "e3"]
+        assert dict(recorder.last.url.params) == {"limit": "2", "offset": "2"}
+        recorder.answers = [ok(ENROLLMENT | {"id": "a/b"})]
+        assert fg.enrollment("a/b").id == "a/b"
+        # An opaque id is one path segment, whatever it holds.
+        assert recorder.last.url.raw_path == b"/v1/enroll/a%2Fb"
+        recorder.answers = [refused(404, "no enrollment with id 'x' for this API key", "not_found")]
+        with pytest.raises(NotFound, match="'x'"):
+            fg.enrollment("x")
+    recorder = Recorder(_page([], 0, 50, 0))
+    with client_for(recorder) as fg:
+        assert list(fg.iter_enrollments()) == [] and len(recorder.requests) == 1
+
+
+def test_async_enrollments() -> None:
+    recorder = Recorder(_page(["e1"], 2, 1, 0), _page(["e2"], 2, 1, 1), ok(ENROLLMENT))
+
+    async def flow() -> list[str]:
+        async with AsyncClient(
+            "http://fg.test", api_key="k", transport=httpx.MockTransport(recorder)
+        ) as fg:
+            ids = [e.id async for e in fg.iter_enrollments(page_size=1)]
+            assert (await fg.enrollment("e1")).name == "Ada"
+            return ids
+
+    assert asyncio.run(flow()) == ["e1", "e2"]

@@ -10,8 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from facegate import __version__
+from facegate.api.envelope import ERROR_CODE_HEADER
 from facegate.api.errors import install_error_handlers
 from facegate.api.metrics import Metrics
 from facegate.api.middleware import Observability, RequestGuard, TrailingSlash
@@ -21,7 +23,7 @@ from facegate.api.routes.pages import install_pages
 from facegate.config import Settings
 from facegate.service.container import Services
 from facegate.service.inference import resolve_workers
-from facegate.service.ports import Engine
+from facegate.service.ports import Engine, Preloads
 from facegate.store.db import Database
 
 log = logging.getLogger("facegate.api")
@@ -50,6 +52,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(services.start)
         if settings.warm_up_on_start:
+            if isinstance(services.engine, Preloads):
+                # Before the socket opens (uvicorn listens once this start-up is over): a model
+                # whose loading holds the GIL would stall every request, /healthz included,
+                # for its whole load if it loaded while serving.
+                await run_in_threadpool(services.engine.preload)
             threading.Thread(
                 target=_warm_up, args=(services.engine,), name="facegate-warm-up", daemon=True
             ).start()
@@ -84,6 +91,18 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     # The last added runs first: observe everything, including the guards' refusals.
     app.add_middleware(RequestGuard, settings=settings)
+    if settings.cors_origins:
+        # Outside the guard, so that preflights are answered before any refusal and refusals
+        # carry the CORS headers a page needs to read their message and code.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["x-api-key", "content-type", "x-request-id"],
+            expose_headers=[ERROR_CODE_HEADER, "x-request-id", "retry-after"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(TrailingSlash)
     app.add_middleware(Observability, metrics=metrics)
     return app

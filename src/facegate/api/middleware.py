@@ -16,7 +16,7 @@ import uuid
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facegate.api.envelope import failure
+from facegate.api.envelope import ERROR_CODE_HEADER, failure
 from facegate.api.metrics import Metrics
 from facegate.api.payloads import RAW_IMAGE_TYPES
 from facegate.config import Settings
@@ -201,8 +201,15 @@ def _guarded(
     return wrapped
 
 
+_ERROR_CODE_HEADER = ERROR_CODE_HEADER.encode("ascii")
+
+
 class Observability:
-    """One structured log line and one metrics observation per request; an x-request-id."""
+    """One structured log line and one metrics observation per request; an x-request-id.
+
+    A refusal's line also names its stable error code (``error``), read from the
+    x-facegate-error header the envelope sets, so logs can be searched by code.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -219,12 +226,16 @@ class Observability:
         request_id = _request_id(scope)
         encoded_id = request_id.encode("ascii")
         status = 500
+        error: str | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
+                for name, value in message["headers"]:
+                    if name.lower() == _ERROR_CODE_HEADER:
+                        error = value.decode("latin-1")
                 message["headers"] = [
                     *message["headers"],
                     (b"x-request-id", encoded_id),
@@ -233,6 +244,11 @@ class Observability:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered outside this middleware (the one handler of unexpected errors): a bug.
+            # (A cancelled request, a BaseException, is no error of the server's.)
+            error = error or "internal_error"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -240,17 +256,17 @@ class Observability:
             method: str = scope["method"]
             self.metrics.observe(method, template, status, elapsed)
             client = scope.get("client")
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 1),
-                    "bytes_in": headers.get("content-length"),
-                    "key_id": scope.get("state", {}).get("key_id"),
-                    "request_id": request_id,
-                    "client": client[0] if client else None,
-                },
-            )
+            extra: dict[str, object] = {
+                "method": method,
+                "path": scope["path"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+                "bytes_in": headers.get("content-length"),
+                "key_id": scope.get("state", {}).get("key_id"),
+                "request_id": request_id,
+                "client": client[0] if client else None,
+            }
+            if error is not None:
+                extra["error"] = error
+            log.info("request", extra=extra)

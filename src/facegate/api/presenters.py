@@ -8,6 +8,7 @@ from facegate.engine.types import DetectedFace
 from facegate.service.collections import CollectionView
 from facegate.service.common import iso
 from facegate.service.decision import Candidate
+from facegate.service.enrollments import EnrollmentPage, EnrollmentView
 from facegate.service.recognition import EmbeddingMatch, Identification
 from facegate.service.spoof import SpoofResult
 
@@ -61,6 +62,27 @@ def collection(view: CollectionView) -> dict[str, Any]:
         # The seed's answers had these storage URLs; nothing is stored behind a URL here.
         "classifier_url": "",
         "label_encoder": "",
+    }
+
+
+def enrollment(view: EnrollmentView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "images": view.images,
+        "collections": view.collections,
+        "recipes": [{"recipe": r.recipe, "tta": r.tta, "images": r.images} for r in view.recipes],
+        "created": iso(view.created),
+        "updated": iso(view.updated),
+    }
+
+
+def enrollment_page(page: EnrollmentPage) -> dict[str, Any]:
+    return {
+        "enrollments": [enrollment(v) for v in page.enrollments],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
     }
 
 

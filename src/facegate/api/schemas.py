@@ -168,6 +168,31 @@ class CollectionOut(BaseModel):
     label_encoder: str
 
 
+class RecipeCountOut(BaseModel):
+    recipe: str = Field(description="the embedding space (recogniser, version, alignment)")
+    tta: str | None = Field(description="the test-time augmentation that averaged them")
+    images: int = Field(description="how many of the enrollment's embeddings it made")
+
+
+class EnrollmentOut(BaseModel):
+    id: str
+    name: str | None
+    images: int = Field(description="stored embeddings: one per enrolled image")
+    collections: list[str] = Field(description="ids of the collections holding it")
+    recipes: list[RecipeCountOut] = Field(
+        description="embeddings by recipe; only the running engine's recipe is compared"
+    )
+    created: str
+    updated: str
+
+
+class EnrollmentPageOut(BaseModel):
+    enrollments: list[EnrollmentOut] = Field(description="oldest first")
+    total: int = Field(description="all enrollments of this key")
+    limit: int
+    offset: int
+
+
 class CandidateOut(BaseModel):
     key: str
     name: str | None

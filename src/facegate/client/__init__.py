@@ -53,10 +53,13 @@ from facegate.client._images import ImageInput
 from facegate.client._types import (
     Candidate,
     Collection,
+    Enrollment,
+    EnrollmentPage,
     Face,
     FaceQuality,
     Identification,
     Match,
+    RecipeCount,
     SpoofCheck,
 )
 
@@ -69,6 +72,8 @@ __all__ = [
     "Collection",
     "Conflict",
     "EmptyImage",
+    "Enrollment",
+    "EnrollmentPage",
     "Face",
     "FaceQuality",
     "FacegateClientError",
@@ -93,6 +98,7 @@ __all__ = [
     "PoorQualityFace",
     "ProtocolError",
     "RateLimited",
+    "RecipeCount",
     "RecipeMismatch",
     "RequestTimeout",
     "SpoofCheck",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -14,11 +14,21 @@ from facegate import __version__
 from facegate.client import _core as core
 from facegate.client._errors import APIError, TransportError
 from facegate.client._images import ImageInput
-from facegate.client._types import Collection, Face, Identification, Match, SpoofCheck
+from facegate.client._types import (
+    Collection,
+    Enrollment,
+    EnrollmentPage,
+    Face,
+    Identification,
+    Match,
+    SpoofCheck,
+)
 
 T = TypeVar("T")
 
 _TRAINING_POLL_S = 0.2
+# GET /v1/enroll's default page; the server accepts up to 500.
+PAGE_SIZE = 50
 
 
 def _http_options(
@@ -125,6 +135,22 @@ class Client(_Base):
     def delete_enrollment(self, enrollment_id: str) -> None:
         """Delete an enrollment and its embeddings for good."""
         self._send(core.delete_enrollment(enrollment_id))
+
+    def enrollments(self, *, limit: int = PAGE_SIZE, offset: int = 0) -> EnrollmentPage:
+        """One page of this key's enrollments, oldest first (``total`` counts them all)."""
+        return self._send(core.list_enrollments(limit=limit, offset=offset))
+
+    def iter_enrollments(self, *, page_size: int = PAGE_SIZE) -> Iterator[Enrollment]:
+        """Every enrollment of this key, fetched a page at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.enrollments(limit=page_size, offset=offset)
+            yield from page.enrollments
+            offset = page.next_offset
+
+    def enrollment(self, enrollment_id: str) -> Enrollment:
+        """One enrollment (NotFound if this key has none with that id)."""
+        return self._send(core.get_enrollment(enrollment_id))
 
     # Collections ---------------------------------------------------------------------------
 
@@ -268,6 +294,20 @@ class AsyncClient(_Base):
 
     async def delete_enrollment(self, enrollment_id: str) -> None:
         await self._send(core.delete_enrollment(enrollment_id))
+
+    async def enrollments(self, *, limit: int = PAGE_SIZE, offset: int = 0) -> EnrollmentPage:
+        return await self._send(core.list_enrollments(limit=limit, offset=offset))
+
+    async def iter_enrollments(self, *, page_size: int = PAGE_SIZE) -> AsyncIterator[Enrollment]:
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.enrollments(limit=page_size, offset=offset)
+            for entry in page.enrollments:
+                yield entry
+            offset = page.next_offset
+
+    async def enrollment(self, enrollment_id: str) -> Enrollment:
+        return await self._send(core.get_enrollment(enrollment_id))
 
     async def create_collection(self, name: str, *, unknowns: bool = False) -> str:
         return await self._send(core.create_collection(name, unknowns=unknowns))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -133,6 +134,17 @@ def add_images(enrollment_id: str, images: ImageInput | Sequence[ImageInput]) ->
 
 def delete_enrollment(enrollment_id: str) -> Call[None]:
     return Call("DELETE", "/v1/enroll", _nothing, json={"enrollment_id": enrollment_id})
+
+
+def list_enrollments(*, limit: int, offset: int) -> Call[types.EnrollmentPage]:
+    params = {"limit": str(limit), "offset": str(offset)}
+    return Call("GET", "/v1/enroll", types.enrollment_page, params=params)
+
+
+def get_enrollment(enrollment_id: str) -> Call[types.Enrollment]:
+    # Quoted: an id is opaque, and one with a slash must not reach another path.
+    path = "/v1/enroll/" + urllib.parse.quote(enrollment_id, safe="")
+    return Call("GET", path, types.enrollment)
 
 
 def create_collection(name: str, *, unknowns: bool) -> Call[str]:

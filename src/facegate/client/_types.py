@@ -102,6 +102,43 @@ class Collection:
     owner: str  # the id of the API key that created it
 
 
+@dataclass(frozen=True, slots=True)
+class RecipeCount:
+    """How many of an enrollment's embeddings one recipe (and TTA mode) made. The server
+    compares only embeddings of its running recipe: others call for re-enrolling."""
+
+    recipe: str
+    tta: str | None
+    images: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    id: str
+    name: str | None
+    images: int  # stored embeddings, one per enrolled image
+    collection_ids: tuple[str, ...]
+    recipes: tuple[RecipeCount, ...]
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentPage:
+    """One page of ``GET /v1/enroll``: ``total`` counts all of the key's enrollments."""
+
+    enrollments: tuple[Enrollment, ...]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset of the next page; None on the last one."""
+        following = self.offset + len(self.enrollments)
+        return following if self.enrollments and following < self.total else None
+
+
 # Parsers: the wire → the types. KeyError / TypeError / ValueError mean a malformed answer.
 
 
@@ -185,4 +222,28 @@ def collection(raw: dict[str, Any]) -> Collection:
         updated=_time(raw["updated"]),
         trained_at=_time(trained_at) if trained_at else None,
         owner=str(raw.get("owner", "")),
+    )
+
+
+def enrollment(raw: dict[str, Any]) -> Enrollment:
+    return Enrollment(
+        id=str(raw["id"]),
+        name=raw["name"],
+        images=int(raw["images"]),
+        collection_ids=tuple(str(c) for c in raw["collections"]),
+        recipes=tuple(
+            RecipeCount(recipe=str(r["recipe"]), tta=r.get("tta"), images=int(r["images"]))
+            for r in raw["recipes"]
+        ),
+        created=_time(raw["created"]),
+        updated=_time(raw["updated"]),
+    )
+
+
+def enrollment_page(raw: dict[str, Any]) -> EnrollmentPage:
+    return EnrollmentPage(
+        enrollments=tuple(enrollment(e) for e in raw["enrollments"]),
+        total=int(raw["total"]),
+        limit=int(raw["limit"]),
+        offset=int(raw["offset"]),
     )

@@ -1,8 +1,8 @@
 """The file-based commands of the ``facegate`` CLI, on :class:`facegate.client.Client`.
 
-``facegate detect|enroll|match|identify|collections``: images are files or folders (a folder
-stands for the images directly in it), results go to stdout (``--json`` for programs), progress
-and errors to stderr. Exit status: 0 done, 1 a refusal or an unreachable server.
+``facegate detect|enroll|match|identify|collections|enrollments``: images are files or folders
+(a folder stands for the images directly in it), results go to stdout (``--json`` for
+programs), progress and errors to stderr. Exit status: 0 done, 1 a refusal or an unreachable server.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from facegate.client import (
     Client,
     Collection,
+    Enrollment,
     Face,
     FacegateClientError,
     Identification,
@@ -148,6 +149,18 @@ def _collection_line(entry: Collection) -> str:
     )
 
 
+def _enrollment_line(entry: Enrollment) -> str:
+    name = entry.name if entry.name is not None else "(no name)"
+    collections = ", ".join(entry.collection_ids) or "no collection"
+    recipes = ", ".join(
+        f"{r.images} by {r.recipe}" + (f" tta={r.tta}" if r.tta else "") for r in entry.recipes
+    )
+    return (
+        f"{entry.id}\t{name}\t{entry.images} image{'s' * (entry.images != 1)}\t"
+        f"{collections}\t{recipes or 'no embeddings'}"
+    )
+
+
 # Commands ----------------------------------------------------------------------------------
 
 
@@ -209,15 +222,40 @@ def cmd_detect(client: Client, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def resolve_collection(client: Client, value: str, *, create: bool) -> tuple[str, bool]:
+    """The collection ``value`` names, by id or else by name (so a script can say "Friends");
+    with ``create``, a collection of that name is made when there is none. Whether it was."""
+    entries = client.collections()
+    if any(entry.id == value for entry in entries):
+        return value, False
+    named = [entry for entry in entries if entry.name == value]
+    if len(named) == 1:
+        return named[0].id, False
+    if named:
+        ids = ", ".join(entry.id for entry in named)
+        raise CommandError(f"{len(named)} collections are named {value!r}; pass one's id: {ids}")
+    if not create:
+        raise CommandError(
+            f"no collection with the id or name {value!r}: `facegate collections list` shows yours"
+        )
+    return client.create_collection(value), True
+
+
 def cmd_enroll(client: Client, args: argparse.Namespace) -> int:
     images, folder = expand_images(args.images)
+    collection: str | None = None
+    created = False
+    if args.collection is not None:
+        collection, created = resolve_collection(client, args.collection, create=True)
+        if created:
+            print(f"created collection {args.collection!r}: {collection}", file=sys.stderr)
     batches = [
         images[i : i + MAX_IMAGES_PER_REQUEST]
         for i in range(0, len(images), MAX_IMAGES_PER_REQUEST)
     ]
     progress = Progress(len(batches), folder and len(batches) > 1)
     try:
-        enrollment_id = client.enroll(batches[0], name=args.name, collection_id=args.collection)
+        enrollment_id = client.enroll(batches[0], name=args.name, collection_id=collection)
         progress.step(f"{len(batches[0])} images")
         # The server takes ten images per request: the rest are added to the same enrollment.
         for batch in batches[1:]:
@@ -225,17 +263,25 @@ def cmd_enroll(client: Client, args: argparse.Namespace) -> int:
             progress.step(f"{len(batch)} images")
     except OSError as exc:
         raise CommandError(str(exc)) from exc
+    trained = collection is not None and not args.no_train
+    if trained:
+        # Identify searches what training last saw: train now, so the person is found at once.
+        assert collection is not None
+        client.train(collection, wait=True, timeout=args.timeout)
+        print(f"collection {collection} trained", file=sys.stderr)
     if args.json:
         print_json(
             {
                 "enrollment_id": enrollment_id,
                 "name": args.name,
-                "collection_id": args.collection,
+                "collection_id": collection,
+                "collection_created": created,
+                "trained": trained,
                 "images": [p.as_posix() for p in images],
             }
         )
     else:
-        where = f" in collection {args.collection}" if args.collection else ""
+        where = f" in collection {collection}" if collection else ""
         count = len(images)
         print(
             f"enrolled {args.name!r} from {count} image{'s' * (count != 1)}{where}: "
@@ -276,11 +322,10 @@ def cmd_identify(client: Client, args: argparse.Namespace) -> int:
     progress = Progress(len(images), folder)
     results: list[dict[str, Any]] = []
     failures: list[str] = []
+    collection, _ = resolve_collection(client, args.collection, create=False)
     for path in images:
         with _per_image(failures, path):
-            result = client.identify(
-                path, args.collection, top_k=args.top_k, all_faces=args.all_faces
-            )
+            result = client.identify(path, collection, top_k=args.top_k, all_faces=args.all_faces)
             results.append({"image": path.as_posix(), **_plain(result)})
             if not args.json:
                 print("\n".join(_identification_lines(str(path), result)))
@@ -357,6 +402,42 @@ def cmd_enrollments_delete(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enrollments_list(client: Client, args: argparse.Namespace) -> int:
+    if args.all:
+        entries = list(client.iter_enrollments(page_size=args.limit))
+        total, first = len(entries), 0
+    else:
+        page = client.enrollments(limit=args.limit, offset=args.offset)
+        entries, total, first = list(page.enrollments), page.total, page.offset
+    if args.json:
+        print_json({"enrollments": entries, "total": total, "offset": first})
+        return 0
+    if not entries:
+        print("no enrollments here" if total else "no enrollments yet: facegate enroll --name ...")
+    for entry in entries:
+        print(_enrollment_line(entry))
+    if entries and len(entries) < total:
+        # On stderr: stdout keeps one line per enrollment, for grep and cut.
+        last = first + len(entries)
+        more = f"; the next page: --offset {last}" if last < total else ""
+        print(f"enrollments {first + 1}-{last} of {total}{more}", file=sys.stderr)
+    return 0
+
+
+def cmd_enrollments_show(client: Client, args: argparse.Namespace) -> int:
+    entries = [client.enrollment(enrollment_id) for enrollment_id in args.enrollments]
+    if args.json:
+        print_json(entries)
+        return 0
+    for entry in entries:
+        print(_enrollment_line(entry))
+        print(
+            f"  created {entry.created.isoformat(timespec='seconds')}, "
+            f"updated {entry.updated.isoformat(timespec='seconds')}"
+        )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "detect": cmd_detect,
     "enroll": cmd_enroll,
@@ -367,5 +448,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "collections_add": cmd_collections_add,
     "collections_delete": cmd_collections_delete,
     "collections_train": cmd_collections_train,
+    "enrollments_list": cmd_enrollments_list,
+    "enrollments_show": cmd_enrollments_show,
     "enrollments_delete": cmd_enrollments_delete,
 }

@@ -73,6 +73,14 @@ class FaceEngine:
         for name in self._warm_models():
             self._models.get(name)
 
+    def preload(self) -> None:
+        """Load the warm models whose loading holds the GIL (``ModelSpec.holds_gil``), so that
+        a server can do it before it listens; :meth:`warm_up` then loads the rest while it
+        serves (ONNX Runtime's sessions mostly release the GIL while they are built)."""
+        for name in self._warm_models():
+            if self._models.spec(name).holds_gil:
+                self._models.get(name)
+
     @property
     def ready(self) -> bool:
         return all(self._models.loaded(name) for name in self._warm_models())

@@ -130,6 +130,9 @@ class ModelSpec:
     recipe: Recipe | None = None  # recognisers only
     default_tta: str = "none"  # recognisers only
     notes: str = ""
+    # Loading is one long C call that keeps Python's GIL (dlib's deserialisers): nothing else
+    # in the process runs meanwhile, so a server loads such a model before it listens.
+    holds_gil: bool = False
 
     def file(self, index: int = 0) -> Path:
         return self.files[index].verified()

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from facegate.config import Settings
 from facegate.engine.engine import FaceEngine
+from facegate.eval.report import record
 
 Boxes = list[tuple[float, float, float, float]]
 
@@ -111,6 +112,7 @@ def _evaluate(
         mark = "ok " if found == expected else "MISS"
         print(f"  {mark} {row['path']}: found {found}, expected {expected}")
     print(f"[{label}] detection/index.csv: {exact}/{len(rows)} images with the expected count")
+    record(f"{label} detection/index.csv", images=len(rows), expected_count=exact)
     hits, seconds, missed = 0, [], []
     for index, path in enumerate(lfw_paths):
         start = time.perf_counter()
@@ -126,6 +128,14 @@ def _evaluate(
     print(
         f"[{label}] LFW labelled face found: {hits}/{len(lfw_paths)} = {share:.2f} %; "
         f"median {1000 * statistics.median(seconds):.1f} ms per 250x250 image"
+    )
+    record(
+        f"{label} LFW",
+        images=len(lfw_paths),
+        labelled_face_found=hits,
+        share=hits / max(1, len(lfw_paths)),
+        median_seconds=statistics.median(seconds) if seconds else None,
+        missed=missed,
     )
     if missed and len(missed) <= 40:
         print(f"[{label}] missed: {', '.join(missed)}")

@@ -30,6 +30,7 @@ from facegate.engine.types import DetectedFace
 from facegate.engine.zoo import REGISTRY
 from facegate.eval import verification as v
 from facegate.eval.lfw_data import Pair, central_box, labelled_face, read_pairs
+from facegate.eval.report import record, record_curve
 
 MODES: tuple[TTA, ...] = ("none", "flip", "multi")
 # The modes each recogniser is measured and calibrated in: SFace's zoomed views were never
@@ -218,7 +219,22 @@ def _report(
             f"[{label}] {policy}: {len(set(folds))}-fold {100 * kfold.mean:.2f} % "
             f"± {100 * kfold.std:.2f} ({round((1 - kfold.mean) * len(pairs))} errors); "
             f"{at_fixed}; TAR at FAR 0.1 %: {100 * tar:.2f} %"
+            + ("" if kfold.held_out else " (one fold: its threshold chosen on itself)")
         )
+        record(
+            f"{label} {policy}",
+            pairs=len(pairs),
+            folds=len(set(folds)),
+            kfold_accuracy=kfold.mean,
+            kfold_std=kfold.std,
+            per_fold=kfold.per_fold,
+            thresholds=kfold.thresholds,
+            threshold_held_out=kfold.held_out,
+            accuracy_at={name: v.accuracy_at(values, same, t) for name, t in fixed},
+            tar_at_far_0_1_percent=tar,
+        )
+        if policy == "as users run it":  # the curve a caller gets; one per engine and mode
+            record_curve(label, values, same)
 
 
 def _describe_run(label: str, run: DescriptorRun, pairs: list[Pair]) -> None:
@@ -318,6 +334,14 @@ def run_calibrate(data_dir: Path, *, backend: str = "onnx", recognizer: str | No
             calibration = fit_calibration(dist, same, f"{detector}+{name}, tta={mode}")
             calibration.save(target, spec.recipe.key, mode)
             scores = calibration.score(dist)
+            record(
+                f"calibration {name} tta={mode}",
+                recipe=spec.recipe.key,
+                midpoint=calibration.midpoint,
+                slope=calibration.slope,
+                devtrain_accuracy_at_0_4=v.accuracy_at(scores, same, 0.4),
+                devtrain_accuracy_at_0_5=v.accuracy_at(scores, same, 0.5),
+            )
             print(
                 f"[{name} tta={mode}] midpoint {calibration.midpoint:.4f}, slope "
                 f"{calibration.slope:.2f}; DevTrain accuracy at 0.4: "

@@ -14,6 +14,7 @@ from facegate.engine.engine import FaceEngine
 from facegate.engine.types import DetectedFace
 from facegate.engine.zoo import REGISTRY
 from facegate.eval.lfw_data import central_box, labelled_face
+from facegate.eval.report import record
 
 
 def run_parity(data_dir: Path, *, faces: int = 500) -> int:
@@ -41,6 +42,15 @@ def run_parity(data_dir: Path, *, faces: int = 500) -> int:
         dlib_s.append(time.perf_counter() - start)
         cosines.append(float(ours @ theirs / (np.linalg.norm(ours) * np.linalg.norm(theirs))))
     values = np.array(cosines)
+    record(
+        "parity: ONNX Runtime vs dlib, same chips",
+        faces=len(values),
+        cosine_min=float(values.min()),
+        cosine_median=float(np.median(values)),
+        faces_below_0_9999=int((values < 0.9999).sum()),
+        median_seconds_onnx=float(np.median(onnx_s)),
+        median_seconds_dlib=float(np.median(dlib_s)),
+    )
     print(f"parity on {len(values)} LFW faces (same chips, ONNX Runtime vs dlib):")
     print(
         f"  cosine min {values.min():.7f}, median {np.median(values):.7f}; "

@@ -21,6 +21,7 @@ from facegate.engine.engine import FaceEngine
 from facegate.errors import NoUsableFace
 from facegate.eval import verification as v
 from facegate.eval.lfw_data import Pair
+from facegate.eval.report import record, record_curve
 from facegate.service.common import Tenant
 from facegate.service.container import Services
 from facegate.store.db import Database
@@ -68,7 +69,23 @@ def run_product_path(lfw_dir: Path, pairs: list[Pair], settings: Settings) -> di
         f"({round((1 - kfold.mean) * len(pairs))} errors); at score 0.4: {100 * at_04:.2f} %; "
         f"at the default match threshold {settings.match_threshold}: {100 * at_05:.2f} %; "
         f"TAR at FAR 0.1 %: {100 * tar:.2f} %"
+        + ("" if kfold.held_out else " (one fold: its threshold chosen on itself)")
     )
+    record(
+        "product path",
+        pairs=len(pairs),
+        folds=len(set(folds)),
+        kfold_accuracy=kfold.mean,
+        kfold_std=kfold.std,
+        threshold_held_out=kfold.held_out,
+        accuracy_at_0_4=at_04,
+        accuracy_at_default_threshold=at_05,
+        default_threshold=settings.match_threshold,
+        tar_at_far_0_1_percent=tar,
+        refused=dict(reasons),
+        probes_without_face=len(unmatched),
+    )
+    record_curve("product path (defaults)", scores, same)
     return {
         "kfold": kfold.mean,
         "at_0.4": at_04,

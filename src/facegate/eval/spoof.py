@@ -16,10 +16,12 @@ import hashlib
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from facegate.config import Settings
 from facegate.engine.spoof import SpoofDetector, load_spoof_detector, model_path
 from facegate.engine.spoof.model import SpoofModel
+from facegate.eval.report import record
 from facegate.spoof import data
 from facegate.spoof.data import Sample
 from facegate.spoof.metrics import PadFigures, pad_figures
@@ -79,6 +81,7 @@ def run_spoof_eval(
     print("\nShipped model, NUAA test split (session 3; its sessions never trained on):")
     figures, missing = _figures(model, nuaa_test, cache_dir, "NUAA test")
     print(f"  {figures.line()}; no face: {missing}")
+    record("shipped model, NUAA test", **_pad(figures), no_face=missing)
     print(
         f"  time per face (features + head, detection excluded, median of {TIMED_FACES}): "
         f"{1000 * _time_per_face(detector, nuaa_test, cache_dir):.1f} ms"
@@ -98,6 +101,7 @@ def run_spoof_eval(
             continue
         cross, missing = _figures(fit.model, test, cache_dir, "")
         print(f"  {name:27} {cross.line()}; no face: {missing} (C={fit.c})")
+        record(f"cross-dataset {name}", **_pad(cross), no_face=missing, c=fit.c)
 
     print(f"\nSingle checks (decision point {settings.spoof_threshold}):")
     faces = data.FaceCache(cache_dir)
@@ -112,5 +116,11 @@ def run_spoof_eval(
         said = "fake" if score >= settings.spoof_threshold else "real"
         verdict = "correct" if said == truth else "MISSED"
         print(f"  {sample.key:40} truth {truth}: p(fake) {score:.3f} -> {said} ({verdict})")
+        record(f"single check {sample.key}", truth=truth, p_fake=score, said=said)
     faces.save()
     return 0
+
+
+def _pad(figures: Any) -> dict[str, Any]:
+    """A figures object's numbers, by name, for the JSON report."""
+    return {k: v for k, v in vars(figures).items() if isinstance(v, int | float)}

@@ -74,7 +74,7 @@ class Services:
             log.warning(
                 "no API key exists yet, so every request will be refused with 401; create one "
                 "with: facegate keys create NAME --data-dir %s",
-                self.settings.data_dir,
+                self.settings.data_dir.resolve(),
             )
 
     def stop(self) -> None:

@@ -2,9 +2,13 @@
 
 The expensive part (decode, detect, embed every image) runs before the transaction opens, and
 the transaction writes everything or nothing: a request with one unusable image stores nothing.
+Listing reads only ids, names and counts: never a vector or an image.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +28,40 @@ from facegate.store.models import (
 from facegate.store.vectors import to_blob
 
 MAX_NAME_LENGTH = 512
+# A page of the listing: large enough for a console's table, small enough that one request
+# never reads a million rows.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class RecipeCount:
+    """How many of an enrollment's embeddings were made by one recipe (and TTA mode): only
+    embeddings of the running engine's recipe are compared, so a mix tells the operator that
+    the person should be re-enrolled after an engine change."""
+
+    recipe: str
+    tta: str | None
+    images: int
+
+
+@dataclass(frozen=True)
+class EnrollmentView:
+    id: str
+    name: str | None
+    images: int
+    collections: list[str]
+    recipes: list[RecipeCount]
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class EnrollmentPage:
+    enrollments: list[EnrollmentView]
+    total: int
+    limit: int
+    offset: int
 
 
 class Enrollments:
@@ -124,6 +162,34 @@ class Enrollments:
         # Committed; now also out of the write-ahead log (see Database.after_delete).
         self._db.after_delete()
 
+    def page(
+        self, tenant: Tenant, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> EnrollmentPage:
+        """One page of the caller's enrollments, oldest first, and how many there are in all."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise BadRequest(f"limit: must be between 1 and {MAX_PAGE_SIZE}")
+        if offset < 0:
+            raise BadRequest("offset: must be 0 or more")
+        owned = Enrollment.owner_id == tenant.key_id
+        with self._db.reading() as session:
+            total = session.scalar(select(func.count()).select_from(Enrollment).where(owned)) or 0
+            # Ordered on a unique key too, so pages neither repeat nor skip rows of equal times.
+            rows = session.scalars(
+                select(Enrollment)
+                .where(owned)
+                .order_by(Enrollment.created, Enrollment.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            views = _views(session, list(rows))
+        return EnrollmentPage(enrollments=views, total=total, limit=limit, offset=offset)
+
+    def get(self, tenant: Tenant, enrollment_id: str) -> EnrollmentView:
+        """One of the caller's enrollments (NotFound for an id of another key)."""
+        with self._db.reading() as session:
+            enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
+            return _views(session, [enrollment])[0]
+
     def _check_count(self, images: dict[str, bytes]) -> None:
         limit = self._settings.max_images_per_enrollment
         if not images:
@@ -166,3 +232,38 @@ def _collections_holding(enrollment_id: str) -> Select[str]:
     return select(CollectionMember.collection_id).where(
         CollectionMember.enrollment_id == enrollment_id
     )
+
+
+def _views(session: Session, enrollments: list[Enrollment]) -> list[EnrollmentView]:
+    """Views of ``enrollments`` with two grouped queries, whatever the page's size."""
+    ids = [e.id for e in enrollments]
+    recipes: dict[str, list[RecipeCount]] = {i: [] for i in ids}
+    collections: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        counted = session.execute(
+            select(Embedding.enrollment_id, Embedding.recipe, Embedding.tta, func.count())
+            .where(Embedding.enrollment_id.in_(ids))
+            .group_by(Embedding.enrollment_id, Embedding.recipe, Embedding.tta)
+            .order_by(Embedding.enrollment_id, Embedding.recipe, Embedding.tta)
+        ).all()
+        for enrollment_id, recipe, tta, count in counted:
+            recipes[enrollment_id].append(RecipeCount(recipe=recipe, tta=tta, images=count))
+        members = session.execute(
+            select(CollectionMember.enrollment_id, CollectionMember.collection_id)
+            .where(CollectionMember.enrollment_id.in_(ids))
+            .order_by(CollectionMember.added, CollectionMember.collection_id)
+        ).all()
+        for enrollment_id, collection_id in members:
+            collections[enrollment_id].append(collection_id)
+    return [
+        EnrollmentView(
+            id=e.id,
+            name=e.name,
+            images=sum(r.images for r in recipes[e.id]),
+            collections=collections[e.id],
+            recipes=recipes[e.id],
+            created=e.created,
+            updated=e.updated,
+        )
+        for e in enrollments
+    ]

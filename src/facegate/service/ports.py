@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +13,13 @@ from numpy.typing import NDArray
 from facegate.engine.decode import DecodedImage
 from facegate.engine.registry import Recipe
 from facegate.engine.types import DetectedFace
+
+
+@runtime_checkable
+class Preloads(Protocol):
+    """An engine with models that must load before the server listens (see FaceEngine)."""
+
+    def preload(self) -> None: ...
 
 
 class ScoreCurve(Protocol):

@@ -1,18 +1,29 @@
-"""POST / PUT / DELETE /v1/enroll: create a profile, add images to it, delete it for good."""
+"""/v1/enroll: create a profile, add images to it, delete it for good; list and show them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from facegate.api import presenters
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
 from facegate.api.payloads import count_image_fields, image_fields, validated
 from facegate.api.routes import examples
 from facegate.api.routes.docs import json_body, responses
-from facegate.api.schemas import EnrollCreate, EnrollmentIdOut, EnrollmentRef, EnrollUpdate
+from facegate.api.schemas import (
+    EnrollCreate,
+    EnrollmentIdOut,
+    EnrollmentOut,
+    EnrollmentPageOut,
+    EnrollmentRef,
+    EnrollUpdate,
+)
 from facegate.errors import BadRequest, TooManyImages
+from facegate.service.enrollments import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/v1", tags=["enrollment"])
 # In a multipart form the images are files img0 … img9 (documented; any count up to the limit).
@@ -92,3 +103,37 @@ async def delete_enrollment(
     payload, _ = await validated(request, EnrollmentRef)
     await run_in_threadpool(services.enrollments.delete, tenant, payload.enrollment_id)
     return ok(f"Enrollment {payload.enrollment_id} has been deleted", None)
+
+
+# GET answers carry no image: they are plain reads, outside the inference pool.
+@router.get(
+    "/enroll",
+    summary="Your enrollments, a page at a time (names, image counts, collections, recipes)",
+    responses=responses(
+        EnrollmentPageOut, example=examples.ENROLLMENTS, message="enrollments listed successfully"
+    ),
+)
+async def list_enrollments(
+    tenant: TenantDep,
+    services: ServicesDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="enrollments per page")
+    ] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, description="how many to skip (oldest first)")] = 0,
+) -> JSONResponse:
+    page = await run_in_threadpool(services.enrollments.page, tenant, limit=limit, offset=offset)
+    return ok(presenters.enrollment_page(page), "enrollments listed successfully")
+
+
+@router.get(
+    "/enroll/{enrollment_id}",
+    summary="One enrollment",
+    responses=responses(
+        EnrollmentOut, 404, example=examples.ENROLLMENT, message="enrollment found"
+    ),
+)
+async def show_enrollment(
+    enrollment_id: str, tenant: TenantDep, services: ServicesDep
+) -> JSONResponse:
+    view = await run_in_threadpool(services.enrollments.get, tenant, enrollment_id)
+    return ok(presenters.enrollment(view), "enrollment found")

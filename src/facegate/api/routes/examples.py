@@ -67,6 +67,32 @@ COLLECTIONS = [
         "label_encoder": "",
     }
 ]
+ENROLLMENT: dict[str, Any] = {
+    "id": GRACE,
+    "name": "Grace Hopper",
+    "images": 3,
+    "collections": [COLLECTION],
+    "recipes": [{"recipe": "sface@2021dec/arcface112", "tta": "none", "images": 3}],
+    "created": "2026-11-29T09:48:31.532260",
+    "updated": "2026-11-29T09:48:31.532260",
+}
+ENROLLMENTS: dict[str, Any] = {
+    "enrollments": [
+        ENROLLMENT,
+        {
+            "id": EILEEN,
+            "name": "Eileen Collins",
+            "images": 2,
+            "collections": [COLLECTION],
+            "recipes": [{"recipe": "sface@2021dec/arcface112", "tta": "none", "images": 2}],
+            "created": "2026-11-29T09:48:36.070548",
+            "updated": "2026-11-29T09:48:41.311083",
+        },
+    ],
+    "total": 2,
+    "limit": 50,
+    "offset": 0,
+}
 MATCHES = {
     "emb0_score": 0.9999999999997424,
     "emb0_match": True,
