@@ -8,6 +8,7 @@ from facegate.api.app import create_app
 from facegate.api.logs import configure_logging
 from facegate.api.protocol import protocol_for
 from facegate.config import Settings
+from facegate.engine.memory import release_large_blocks_to_os
 
 # In-flight requests get this long to finish after SIGTERM before connections are closed.
 GRACEFUL_SHUTDOWN_S = 30
@@ -15,6 +16,8 @@ GRACEFUL_SHUTDOWN_S = 30
 
 def serve(settings: Settings) -> None:
     configure_logging(settings)
+    # Before any thread allocates: decoded photos must not stay resident after their request.
+    release_large_blocks_to_os()
     app = create_app(settings)
     uvicorn.run(
         app,
