@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from facegate.config import Settings
 from tests.factories import encode, grace_hopper_rgb
 from tests.integration.conftest import LiveServer, Photos
 
@@ -36,6 +37,10 @@ ENDPOINTS = [
     ("POST", "/identify"),
 ]
 IMAGE_ENDPOINTS = {"/spdetect", "/facedetect"}
+# The default image limit (the live server runs on the defaults).
+MAX_IMAGE_BYTES: int = Settings.model_fields["max_image_bytes"].default
+# Base64 for one byte more than the limit allows.
+OVER_LIMIT_BASE64 = "A" * ((MAX_IMAGE_BYTES + 3) // 3 * 4 + 8)
 
 
 @dataclass(frozen=True)
@@ -477,8 +482,8 @@ def _cases() -> list[Case]:
             "POST",
             "/facedetect",
             413,
-            "2097152",
-            lambda t, p: b"\xff\xd8" + b"\0" * (2 * 1024 * 1024),
+            str(MAX_IMAGE_BYTES),
+            lambda t, p: b"\xff\xd8" + b"\0" * MAX_IMAGE_BYTES,
             content_type="image/jpeg",
         ),
         Case(
@@ -487,7 +492,7 @@ def _cases() -> list[Case]:
             "/enroll",
             413,
             "img0",
-            lambda t, p: {"img0": "A" * (3 * 1024 * 1024)},
+            lambda t, p: {"img0": OVER_LIMIT_BASE64},
         ),
         Case(
             "oversized body",
@@ -495,7 +500,7 @@ def _cases() -> list[Case]:
             "/identify",
             413,
             "limit",
-            lambda t, p: {"img": "A" * (8 * 1024 * 1024), "collection_id": t.collection},
+            lambda t, p: {"img": "A" * (2 * MAX_IMAGE_BYTES), "collection_id": t.collection},
         ),
         # No usable face where one is required: 422, naming the image.
         Case(
@@ -707,7 +712,7 @@ def _cases() -> list[Case]:
             "/spdetect",
             413,
             "FACEGATE_MAX_IMAGE_BYTES",
-            lambda t, p: b"\xff\xd8" + b"\0" * (2 * 1024 * 1024),
+            lambda t, p: b"\xff\xd8" + b"\0" * MAX_IMAGE_BYTES,
             content_type="image/jpeg",
         ),
         Case(
@@ -716,7 +721,7 @@ def _cases() -> list[Case]:
             "/match",
             413,
             "FACEGATE_MAX_IMAGE_BYTES",
-            lambda t, p: {"img": "A" * (3 * 1024 * 1024), "id": t.enrollment},
+            lambda t, p: {"img": OVER_LIMIT_BASE64, "id": t.enrollment},
         ),
         Case(
             "oversized body names the setting",

@@ -71,7 +71,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (faces, enrollments, collections, recognition, operations):
         app.include_router(module.router)
     # The last added runs first: observe everything, including the guards' refusals.
-    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(RequestGuard, settings=settings, pool=services.inference)
     app.add_middleware(TrailingSlash)
     app.add_middleware(Observability, metrics=metrics)
     return app
