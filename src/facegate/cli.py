@@ -113,6 +113,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         )
         # The goal (issue 12): no 5xx but 503, every 503 with Retry-After.
         return int(many.server_errors > 0 or many.bad_retry_after > 0)
+    if args.data_dir_arg == "memory":
+        from facegate.eval.memory_bench import run_memory_bench
+
+        return run_memory_bench()
     if args.data_dir_arg == "faults":
         from facegate.eval.fault_bench import run_fault_bench
 
@@ -130,7 +134,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.data_dir_arg, repeats=args.repeats)
 
 
-_LIVE_BENCHES = ("load", "faults")
+_LIVE_BENCHES = ("load", "faults", "memory")
 
 
 def _bench_target(value: str) -> Path | str:
@@ -217,16 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="speed benchmark against face_recognition; 'bench load' and 'bench faults' need no "
-        "data folder",
+        help="speed benchmark against face_recognition; 'bench load', 'bench faults' and "
+        "'bench memory' need no data folder",
     )
     bench.add_argument(
         "data_dir_arg",
         type=_bench_target,
-        metavar="DATA_DIR|load|faults",
+        metavar="DATA_DIR|load|faults|memory",
         help="the evaluation data folder; or 'load': N clients x T seconds of mixed requests "
         "against a server started on 127.0.0.1; or 'faults': kill -9 during enrollment bursts "
-        "and training, restart, check every acknowledged write",
+        "and training, restart, check every acknowledged write; or 'memory': the server's peak "
+        "RSS over issue 12's large-image and padded-body cases",
     )
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--clients", type=int, default=50, help="load: concurrent clients")

@@ -56,3 +56,10 @@ def test_benches_refuse_a_folder_without_lfw_before_measuring(tmp_path: Path) ->
         run_detector_bench(tmp_path)
     with pytest.raises(SystemExit, match="needs LFW photos"):
         run_http_bench(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["load", "faults", "memory"])
+def test_live_benches_need_no_data_folder(name: str) -> None:
+    args = build_parser().parse_args(["bench", name, "--clients", "3", "--seconds", "5"])
+    assert args.data_dir_arg == name and args.clients == 3 and args.seconds == 5.0
+    assert args.rounds == 3 and args.hammer is False
