@@ -159,6 +159,7 @@ class Connection:
 @dataclass
 class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
+    succeeded: Counter[str] = field(default_factory=Counter)  # 2xx answers by kind
     admitted_s: list[float] = field(default_factory=list)  # every answer but a 503
     refused_s: list[float] = field(default_factory=list)
     bad_retry_after: int = 0
@@ -240,7 +241,8 @@ async def _client(
     try:
         while time.monotonic() < stop_at and budget[0] > 0:
             budget[0] -= 1
-            wire = wires[schedule[i % len(schedule)]]
+            kind = schedule[i % len(schedule)]
+            wire = wires[kind]
             i += 1
             started = time.perf_counter()
             try:
@@ -252,6 +254,8 @@ async def _client(
                 continue
             elapsed = time.perf_counter() - started
             tally.statuses[status] += 1
+            if 200 <= status < 300:
+                tally.succeeded[kind] += 1
             if status != 503:
                 tally.admitted_s.append(elapsed)
                 continue
@@ -307,7 +311,9 @@ def describe(label: str, tally: Tally) -> str:
     others = {s: n for s, n in sorted(tally.statuses.items()) if not 200 <= s < 300 and s != 503}
     return (
         f"{label}: {tally.total} requests in {tally.wall_s:.1f} s; "
-        f"{tally.successes / tally.wall_s:.1f} successes/s; "
+        f"{tally.successes / tally.wall_s:.1f} successes/s ("
+        + ", ".join(f"{k} {n / tally.wall_s:.1f}" for k, n in sorted(tally.succeeded.items()))
+        + "); "
         f"503: {tally.statuses[503]} (without a valid Retry-After: {tally.bad_retry_after}); "
         f"5xx other than 503: {tally.server_errors}; other statuses: {others or 'none'}; "
         f"transport errors: {tally.transport_errors}; admitted p50 "
