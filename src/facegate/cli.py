@@ -164,6 +164,26 @@ def _cmd_spoof(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.data_dir_arg == "load":
+        from facegate.eval.load_bench import run_load_bench
+
+        _, many = run_load_bench(
+            clients=args.clients,
+            seconds=args.seconds,
+            max_requests=args.max_requests,
+            single_seconds=min(args.seconds, 20.0),
+            honour_retry_after=not args.hammer,
+        )
+        # The goal (issue 12): no 5xx but 503, every 503 with Retry-After.
+        return int(many.server_errors > 0 or many.bad_retry_after > 0)
+    if args.data_dir_arg == "memory":
+        from facegate.eval.memory_bench import run_memory_bench
+
+        return run_memory_bench()
+    if args.data_dir_arg == "faults":
+        from facegate.eval.fault_bench import run_fault_bench
+
+        return run_fault_bench(rounds=args.rounds)
     _say_data_folder("bench", Settings(), args)
     if args.http:
         from facegate.eval.http_bench import run_http_bench
@@ -185,6 +205,14 @@ def _cmd_client(args: argparse.Namespace) -> int:
     from facegate.client.commands import run
 
     return run(args)
+
+
+_LIVE_BENCHES = ("load", "faults", "memory")
+
+
+def _bench_target(value: str) -> Path | str:
+    """A data folder, or the name of a bench that needs none (it starts its own server)."""
+    return value if value in _LIVE_BENCHES else _existing_folder(value)
 
 
 def _existing_folder(value: str) -> Path:
@@ -460,11 +488,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
     train.add_argument("--out", type=Path, required=True, help="where to write the model (.npz)")
 
-    bench = sub.add_parser("bench", help="speed benchmark against face_recognition")
-    bench.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    bench = sub.add_parser(
+        "bench",
+        help="speed benchmark against face_recognition; 'bench load', 'bench faults' and "
+        "'bench memory' need no data folder",
+    )
+    bench.add_argument(
+        "data_dir_arg",
+        type=_bench_target,
+        metavar="DATA_DIR|load|faults|memory",
+        help="the evaluation data folder; or 'load': N clients x T seconds of mixed requests "
+        "against a server started on 127.0.0.1; or 'faults': kill -9 during enrollment bursts "
+        "and training, restart, check every acknowledged write; or 'memory': the server's peak "
+        "RSS over issue 12's large-image and padded-body cases",
+    )
     bench.add_argument(
         "--repeats", type=int, default=20, help="timed repetitions per measure (default: 20)"
     )
+    bench.add_argument("--clients", type=int, default=50, help="load: concurrent clients")
+    bench.add_argument("--seconds", type=float, default=60.0, help="load: length of the run")
+    bench.add_argument(
+        "--max-requests", type=int, default=100_000, help="load: requests at most per run"
+    )
+    bench.add_argument(
+        "--hammer",
+        action="store_true",
+        help="load: retry a 503 at once instead of honouring its Retry-After",
+    )
+    bench.add_argument("--rounds", type=int, default=3, help="faults: kill -9 rounds of each kind")
     variant = bench.add_mutually_exclusive_group()
     variant.add_argument(
         "--detector",

@@ -33,8 +33,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8085
 
-    # Input limits: refused before any expensive decoding.
-    max_image_bytes: int = 2 * 1024 * 1024
+    # Input limits: refused before any expensive decoding. 16 MB takes what phones send (a
+    # 12 Mpx JPEG is 2-8 MB, a 50 Mpx one ~15 MB). Pixels are counted as decoded (a large JPEG is
+    # decoded at 1/2-1/8 size, engine/decode.py), and decoding costs ~7.5 bytes per pixel: 40 Mpx
+    # is ~300 MB at most per running request (measured, BENCHMARKS.md).
+    max_image_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_images_per_enrollment: int = 10
 
@@ -149,3 +152,13 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    # Overload (service/inference.py): requests that run the models are admitted by estimated
+    # cost when their headers arrive, before the body is read, so a refusal costs nothing.
+    # A request that would wait longer than this for an inference worker (by the backlog's
+    # estimated cost) is answered 503 with Retry-After at once, and so is one still waiting
+    # when this has passed: admitted requests wait at most this long, whatever the load.
+    max_queue_wait_s: float = 1.0
+    # Request bodies (by Content-Length) admitted at once, in bytes, so that many large bodies
+    # parsed together cannot exhaust memory; one request is always admitted. 0: no limit.
+    max_inflight_body_bytes: int = 128 * 1024 * 1024

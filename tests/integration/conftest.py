@@ -43,6 +43,7 @@ class LiveServer:
     data_dir: Path
     log_path: Path
     keys: dict[str, str]  # name → secret: "alice", "bob", "revoked"
+    pid: int = 0  # the server process, for memory figures
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, key: str | None = "alice", **headers: str) -> httpx.Client:
@@ -90,6 +91,17 @@ class LiveServer:
             assert time.monotonic() < deadline, "training never finished"
             time.sleep(0.05)
 
+    def memory_mb(self, field: str = "VmRSS") -> float:
+        """The server's resident memory now (VmRSS) or at its peak (VmHWM), from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
+
+    def reset_peak_memory(self) -> None:
+        """Start VmHWM again from the current RSS (Linux's clear_refs)."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
@@ -118,7 +130,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     process = start_server(data_dir, log_path)
     try:
         wait_until(process, "/readyz", lambda r: r.status_code == 200)
-        server = LiveServer(process.url, data_dir, log_path, {n: k.secret for n, k in keys.items()})
+        server = LiveServer(
+            process.url,
+            data_dir,
+            log_path,
+            {n: k.secret for n, k in keys.items()},
+            pid=process.process.pid,
+        )
         yield server
         for client in server.clients:
             client.close()

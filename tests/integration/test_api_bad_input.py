@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import stat
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
+from facegate.config import Settings
 from tests.factories import encode, grace_hopper_rgb
 from tests.integration.conftest import LiveServer, Photos
 
@@ -36,6 +40,10 @@ ENDPOINTS = [
     ("POST", "/identify"),
 ]
 IMAGE_ENDPOINTS = {"/spdetect", "/facedetect"}
+# The default image limit (the live server runs on the defaults).
+MAX_IMAGE_BYTES: int = Settings.model_fields["max_image_bytes"].default
+# Base64 for one byte more than the limit allows.
+OVER_LIMIT_BASE64 = "A" * ((MAX_IMAGE_BYTES + 3) // 3 * 4 + 8)
 
 
 @dataclass(frozen=True)
@@ -477,8 +485,8 @@ def _cases() -> list[Case]:
             "POST",
             "/facedetect",
             413,
-            "2097152",
-            lambda t, p: b"\xff\xd8" + b"\0" * (2 * 1024 * 1024),
+            str(MAX_IMAGE_BYTES),
+            lambda t, p: b"\xff\xd8" + b"\0" * MAX_IMAGE_BYTES,
             content_type="image/jpeg",
         ),
         Case(
@@ -487,7 +495,7 @@ def _cases() -> list[Case]:
             "/enroll",
             413,
             "img0",
-            lambda t, p: {"img0": "A" * (3 * 1024 * 1024)},
+            lambda t, p: {"img0": OVER_LIMIT_BASE64},
         ),
         Case(
             "oversized body",
@@ -495,7 +503,7 @@ def _cases() -> list[Case]:
             "/identify",
             413,
             "limit",
-            lambda t, p: {"img": "A" * (8 * 1024 * 1024), "collection_id": t.collection},
+            lambda t, p: {"img": "A" * (2 * MAX_IMAGE_BYTES), "collection_id": t.collection},
         ),
         # No usable face where one is required: 422, naming the image.
         Case(
@@ -700,7 +708,7 @@ def _cases() -> list[Case]:
             "/spdetect",
             413,
             "FACEGATE_MAX_IMAGE_BYTES",
-            lambda t, p: b"\xff\xd8" + b"\0" * (2 * 1024 * 1024),
+            lambda t, p: b"\xff\xd8" + b"\0" * MAX_IMAGE_BYTES,
             content_type="image/jpeg",
         ),
         Case(
@@ -709,7 +717,7 @@ def _cases() -> list[Case]:
             "/match",
             413,
             "FACEGATE_MAX_IMAGE_BYTES",
-            lambda t, p: {"img": "A" * (3 * 1024 * 1024), "id": t.enrollment},
+            lambda t, p: {"img": OVER_LIMIT_BASE64, "id": t.enrollment},
         ),
         Case(
             "oversized body names the setting",
@@ -850,6 +858,51 @@ def test_the_data_folder_and_database_files_are_private(live: LiveServer) -> Non
     assert {p.name for p in files} >= {"facegate.db", "facegate.db-wal", "facegate.db-shm"}
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="memory figures come from Linux's /proc"
+)
+# Issue 12's goal for the server's peak resident memory over these cases and items 3-4.
+PEAK_RSS_LIMIT_MB = 1536
+
+
+def _flat_png(side: int) -> bytes:
+    """A canvas of side x side that compresses to ~100 KB: item 3's 6300x6300 PNG."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 180, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@needs_proc
+def test_item_3_a_huge_canvas_costs_bounded_time_and_memory(live: LiveServer) -> None:
+    """A ~130 KB PNG of 6300x6300 (under the 40 Mpx limit), six at once: before, 15.8 s and
+    +3.8 GB for one, 8.8 GB for six, ~7 GB still resident ten minutes later."""
+    # The peak so far: every case above (item 4's padded bodies among them).
+    assert live.memory_mb("VmHWM") < PEAK_RSS_LIMIT_MB
+    png = _flat_png(6300)
+    alice = live.client("alice", **{"content-type": "image/png"})
+    baseline = live.memory_mb()
+    live.reset_peak_memory()
+    started = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: alice.post("/facedetect", content=png), range(6)))
+    elapsed = time.monotonic() - started
+    # Every answer a 200 with no face, or a 503 with Retry-After when the queue is full.
+    for answer in answers:
+        assert answer.status_code in (200, 503), answer.text
+        if answer.status_code == 503:
+            assert int(answer.headers["retry-after"]) >= 1
+    assert any(a.status_code == 200 for a in answers)
+    # ~7.5 bytes per decoded pixel for each request running (one per core), none for waiting.
+    extra = live.memory_mb("VmHWM") - baseline
+    assert extra < 400 * max(2, os.cpu_count() or 1), f"+{extra:.0f} MB"
+    assert live.memory_mb("VmHWM") < PEAK_RSS_LIMIT_MB
+    assert elapsed < 60
+    time.sleep(0.5)
+    assert live.memory_mb() < baseline + 150, "the decoded pixels went back to the system"
 
 
 def test_every_endpoint_is_covered(targets: Targets) -> None:

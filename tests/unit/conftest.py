@@ -101,7 +101,9 @@ class FakeEngine:
         self.embedded_faces += len(faces)
         rows = []
         for face in faces:
-            x1, y1, x2, y2 = (int(v) for v in face.box)
+            # Boxes are in the upload's coordinates; an enrollment's image may be a crop.
+            ox, oy = image.origin
+            x1, y1, x2, y2 = (int(v - o) for v, o in zip(face.box, (ox, oy, ox, oy), strict=True))
             red, green, blue = image.rgb[y1:y2, x1:x2].reshape(-1, 3).mean(axis=0)
             rng = np.random.default_rng(int(red) // 64 * 4 + int(green) // 64 + 1)
             identity = rng.normal(size=128)

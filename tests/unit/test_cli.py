@@ -200,3 +200,10 @@ def test_every_eval_command_takes_a_json_path(tmp_path: Path) -> None:
         args = parser.parse_args(["eval", command, str(tmp_path), "--json", "out.json"])
         assert args.json == Path("out.json")
     assert parser.parse_args(["eval", "lfw", str(tmp_path)]).json is None
+
+
+@pytest.mark.parametrize("name", ["load", "faults", "memory"])
+def test_live_benches_need_no_data_folder(name: str) -> None:
+    args = build_parser().parse_args(["bench", name, "--clients", "3", "--seconds", "5"])
+    assert args.data_dir_arg == name and args.clients == 3 and args.seconds == 5.0
+    assert args.rounds == 3 and args.hammer is False

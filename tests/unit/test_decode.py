@@ -134,3 +134,64 @@ def test_bomb_below_pillows_own_guard_is_refused_by_ours() -> None:
     bomb = _png_bomb(8000, 6000)  # 48 Mpx: above our 40 Mpx default, below Pillow's guard
     with pytest.raises(ImageTooManyPixels, match="8000x6000"):
         decode_image(bomb, **LIMITS)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillows(orientation: int) -> None:
+    from PIL import ImageOps
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(Image.fromarray(rgb), "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.array_equal(decode_image(data, **LIMITS).rgb, expected)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_resolution() -> None:
+    data = _encode(_gradient(4000, 3000), "JPEG", quality=80)
+    decoded = decode_image(data, **LIMITS, target_side=1920)
+    # 1/2 keeps the longer side at 2000 >= 1920; 1/4 would not.
+    assert (decoded.width, decoded.height, decoded.scale) == (2000, 1500, 2.0)
+    corner = decoded.to_sent(np.array([[2000, 1500]], np.float32))
+    assert corner.tolist() == [[4000.0, 3000.0]]
+
+
+def test_draft_mode_only_when_far_larger_than_needed() -> None:
+    data = _encode(_gradient(3000, 2000), "JPEG")
+    assert decode_image(data, **LIMITS, target_side=1920).scale == 1.0
+    assert (
+        decode_image(_encode(_gradient(4000, 3000), "PNG"), **LIMITS, target_side=1920).scale == 1
+    )
+
+
+def test_the_pixel_limit_counts_the_pixels_decoded() -> None:
+    data = _encode(_gradient(4000, 3000), "JPEG", quality=60)
+    limits = {"max_bytes": 10**8, "max_pixels": 2_000_000}
+    assert decode_image(data, **limits, target_side=1000).scale == 4.0
+    with pytest.raises(ImageTooManyPixels, match="4000x3000, decoded at 2000x1500"):
+        decode_image(data, **limits, target_side=1920)
+
+
+def test_a_crop_around_a_face_keeps_the_upload_coordinates() -> None:
+    data = _encode(_gradient(4000, 3000), "JPEG", quality=60)
+    decoded = decode_image(data, **LIMITS, target_side=1920)
+    crop = decoded.around((1000.0, 1000.0, 1200.0, 1200.0), margin=1.0)
+    assert crop.origin == (800.0, 800.0) and (crop.width, crop.height) == (300, 300)
+    point = np.array([[1100.0, 1100.0]], np.float32)
+    assert crop.to_pixels(point).tolist() == [[150.0, 150.0]]
+    x, y = (int(v) for v in decoded.to_pixels(point)[0])
+    assert np.array_equal(crop.rgb[150, 150], decoded.rgb[y, x])
+
+
+def test_transparency_and_high_depth_in_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bands of a few rows: the banded conversions must give the whole-image answer.
+    monkeypatch.setattr("facegate.engine.decode.BAND_PIXELS", 7)
+    rgba = np.zeros((9, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, np.arange(9, dtype=np.uint8)[:, None] * 30
+    decoded = decode_image(_encode(Image.fromarray(rgba, "RGBA"), "PNG"), **LIMITS)
+    alpha = rgba[..., 3].astype(np.float64) / 255
+    assert np.abs(decoded.rgb[..., 0] - (200 * alpha + 255 * (1 - alpha))).max() <= 1
+    deep = np.arange(45, dtype=np.uint16).reshape(9, 5) * 1000
+    grey = decode_image(_encode(Image.fromarray(deep), "PNG"), **LIMITS).rgb[..., 0]
+    assert grey[0, 0] == 0 and grey[-1, -1] == 255 and (np.diff(grey.ravel()) >= 0).all()

@@ -90,7 +90,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     # The last added runs first: observe everything, including the guards' refusals.
-    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(RequestGuard, settings=settings, pool=services.inference)
     if settings.cors_origins:
         # Outside the guard, so that preflights are answered before any refusal and refusals
         # carry the CORS headers a page needs to read their message and code.

@@ -1,5 +1,6 @@
 """Pure ASGI middleware: request guards (406, 413 before the body is read, 408 for a body that
-does not arrive in time) and observability.
+does not arrive in time, admission of inference requests by estimated cost before the body is
+read) and observability.
 
 Pure ASGI rather than ``BaseHTTPMiddleware`` so bodies stream through untouched and a refusal
 can be sent before an oversized body is received.
@@ -26,7 +27,9 @@ from facegate.errors import (
     NotAcceptable,
     PayloadTooLarge,
     RequestTimeout,
+    Unavailable,
 )
+from facegate.service.inference import InferencePool, current_ticket
 
 log = logging.getLogger("facegate.request")
 
@@ -35,6 +38,21 @@ _MULTI_IMAGE_PATHS = ("/v1/enroll",)
 # Endpoints whose JSON holds only names and ids: no image, so no room for one either.
 _NO_IMAGE_PATHS = ("/v1/collection", "/v1/train")
 _JSON_OVERHEAD = 64 * 1024
+# Requests that run the face models: admitted by the inference pool before their body is read.
+_INFERENCE_ROUTES = frozenset(
+    {
+        ("POST", "/v1/spdetect"),
+        ("POST", "/v1/facedetect"),
+        ("POST", "/v1/enroll"),
+        ("PUT", "/v1/enroll"),
+        ("POST", "/v1/match"),
+        ("POST", "/v1/identify"),
+    }
+)
+# A refused request's body up to this size is read and dropped, so the connection can carry the
+# client's retry; a larger one is not worth the reading: the answer closes the connection (and
+# is sent before the body, which a client still sending may not see).
+_DRAIN_LIMIT = 1024 * 1024
 # Matched on the raw header bytes: a client's id is echoed only if it is plain ASCII.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9_.-]{1,64}")
 
@@ -130,9 +148,10 @@ class TrailingSlash:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, pool: InferencePool | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.pool = pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,6 +169,7 @@ class RequestGuard:
         limit = body_limit(self.settings, path, headers.get("content-type"))
         setting = limit_setting(self.settings, path, headers.get("content-type"))
         declared = headers.get("content-length")
+        length: int | None = None
         if declared is not None:
             try:
                 length = int(declared)
@@ -165,7 +185,45 @@ class RequestGuard:
                 return
         timeout = self.settings.body_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout if timeout > 0 else None
-        await self.app(scope, _guarded(receive, limit, setting, deadline, timeout), send)
+        guarded = _guarded(receive, limit, setting, deadline, timeout)
+        kind = f"{scope['method']} {path}"
+        if self.pool is None or (scope["method"], path) not in _INFERENCE_ROUTES:
+            await self.app(scope, guarded, send)
+            return
+        try:
+            ticket = self.pool.admit(kind, length)
+        except Unavailable as refused:
+            await _refuse_unread(refused, length, guarded, scope, receive, send)
+            return
+        token = current_ticket().set(ticket)
+        try:
+            await self.app(scope, guarded, send)
+        finally:
+            current_ticket().reset(token)
+            self.pool.release(ticket)
+
+
+async def _refuse_unread(
+    error: FacegateError,
+    length: int | None,
+    guarded: Receive,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Answer ``error`` without parsing the body: a small one is read and dropped (the
+    connection stays usable), a large or unsized one is left and the connection closed."""
+    headers: dict[str, str] | None = {"Connection": "close"}
+    if length is not None and length <= _DRAIN_LIMIT:
+        try:
+            more = True
+            while more:
+                message = await guarded()
+                more = message["type"] == "http.request" and message.get("more_body", False)
+            headers = None
+        except FacegateError:  # too slow or over the limit after all: close
+            pass
+    await failure(error, headers=headers)(scope, receive, send)
 
 
 def _guarded(

@@ -10,6 +10,7 @@ from facegate.api.app import create_app
 from facegate.api.logs import configure_logging
 from facegate.api.protocol import protocol_for
 from facegate.config import Settings
+from facegate.engine.memory import release_large_blocks_to_os
 from facegate.summary import data_folder, database_location, settings_summary
 
 log = logging.getLogger("facegate.api")
@@ -20,6 +21,8 @@ GRACEFUL_SHUTDOWN_S = 30
 
 def serve(settings: Settings, *, data_dir_from_option: bool = False) -> None:
     configure_logging(settings)
+    # Before any thread allocates: decoded photos must not stay resident after their request.
+    release_large_blocks_to_os()
     # The first lines: what this process serves, from where, with what (never a secret).
     summary = settings_summary(settings)
     folder = data_folder(settings, from_option=data_dir_from_option)

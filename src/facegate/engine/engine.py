@@ -8,7 +8,8 @@ every method may be called from many threads at the same time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
@@ -23,7 +24,7 @@ from facegate.engine.quality import estimate_quality
 from facegate.engine.recognizers import Recognizer, unit_rows
 from facegate.engine.registry import LoadContext, ModelCache, Recipe
 from facegate.engine.score import ScoreCalibration, distances, load_calibration
-from facegate.engine.types import DetectedFace
+from facegate.engine.types import DetectedFace, FaceQuality
 from facegate.engine.zoo import REGISTRY
 from facegate.errors import NoFaceFound
 
@@ -98,8 +99,13 @@ class FaceEngine:
 
     # Pipeline ----------------------------------------------------------------------------
     def decode(self, data: bytes) -> DecodedImage:
+        # A JPEG far larger than the detector's working size is decoded at reduced resolution:
+        # detection would shrink it anyway, and alignment's chips are 112-150 px.
         return decode_image(
-            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+            data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            target_side=self.settings.detect_max_side,
         )
 
     def detect(
@@ -116,10 +122,13 @@ class FaceEngine:
         With MTCNN ``largest_only`` is faster than taking the first of all faces (it searches
         coarse-to-fine); YuNet finds every size in one pass, so it costs the same.
         """
-        faces = self.detector.detect(image.rgb, largest_only=largest_only)
+        # The detector works in decoded pixels; faces leave in the upload's coordinates.
+        smallest = math.ceil(self.settings.min_face_size / image.scale)
+        faces = self.detector.detect(image.rgb, smallest, largest_only=largest_only)
         if quality:
             faces = [
-                replace(f, quality=estimate_quality(image.rgb, f.box, f.points)) for f in faces
+                replace(f, quality=_scaled(estimate_quality(image.rgb, f.box, f.points), image))
+                for f in faces
             ]
         if landmarks68:
             predictor = self._models.get(LANDMARKS_MODEL)
@@ -127,7 +136,7 @@ class FaceEngine:
                 replace(f, landmarks68=align.landmarks68(image.rgb, predictor, f.box))
                 for f in faces
             ]
-        return faces
+        return [_mapped(f, image.to_sent) for f in faces]
 
     def embed(self, image: DecodedImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]:
         """One descriptor per face (rows in the order given), all faces in one network call."""
@@ -156,7 +165,7 @@ class FaceEngine:
         self, image: DecodedImage, face: DetectedFace, views: Sequence[align.View]
     ) -> list[NDArray[np.uint8]]:
         """The aligned chips the recogniser's network sees, one per view."""
-        return self.recognizer.chips(image.rgb, face, views)
+        return self.recognizer.chips(image.rgb, _mapped(face, image.to_pixels), views)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """The network's descriptors of N chips, one call."""
@@ -172,7 +181,7 @@ class FaceEngine:
 
     def spoof_probability(self, image: DecodedImage, face: DetectedFace) -> float:
         """Probability in [0, 1] that the face is a presentation attack (print, screen, mask)."""
-        return float(self._spoof().probability_fake(image.rgb, face))
+        return float(self._spoof().probability_fake(image.rgb, _mapped(face, image.to_pixels)))
 
     # Scores ------------------------------------------------------------------------------
     def similarity(self, a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
@@ -182,3 +191,33 @@ class FaceEngine:
         self, query: NDArray[np.float32], gallery: NDArray[np.float32]
     ) -> NDArray[np.float64]:
         return self.calibration.score(distances(query, gallery))
+
+
+def _mapped(
+    face: DetectedFace, transform: Callable[[NDArray[np.float32]], NDArray[np.float32]]
+) -> DetectedFace:
+    """The face with its box and points moved by ``transform`` (decoded pixels ↔ upload)."""
+    x1, y1, x2, y2 = face.box
+    corners = transform(np.array([[x1, y1], [x2, y2]], np.float32))
+    return replace(
+        face,
+        box=(
+            float(corners[0, 0]),
+            float(corners[0, 1]),
+            float(corners[1, 0]),
+            float(corners[1, 1]),
+        ),
+        points=transform(face.points),
+        landmarks68=None if face.landmarks68 is None else transform(face.landmarks68),
+    )
+
+
+def _scaled(quality: FaceQuality, image: DecodedImage) -> FaceQuality:
+    """Sizes measured in decoded pixels, given in the upload's (sharpness is scale-free)."""
+    if image.scale == 1.0:
+        return quality
+    return replace(
+        quality,
+        eye_distance_px=quality.eye_distance_px * image.scale,
+        face_size_px=quality.face_size_px * image.scale,
+    )

@@ -44,6 +44,10 @@ class YuNetDetector:
         self._input = session.get_inputs()[0].name
         self._outputs = [o.name for o in session.get_outputs()]
         self.config = config
+        # ONNX Runtime's arena keeps the largest intermediate tensors it ever needed (a 1920 px
+        # photo's feature maps are hundreds of MB); shrinking it after each run hands them back.
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def detect(
         self,
@@ -85,7 +89,13 @@ class YuNetDetector:
         # The network was trained on BGR pixels in 0..255, as OpenCV reads them.
         batch = np.zeros((1, 3, padded_h, padded_w), np.float32)
         batch[0, :, :height, :width] = rgb[:, :, ::-1].transpose(2, 0, 1)
-        named = dict(zip(self._outputs, self._session.run(None, {self._input: batch}), strict=True))
+        named = dict(
+            zip(
+                self._outputs,
+                self._session.run(None, {self._input: batch}, self._run_options),
+                strict=True,
+            )
+        )
         boxes, scores, points = [], [], []
         for stride in STRIDES:
             cols = padded_w // stride

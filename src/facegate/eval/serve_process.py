@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+import facegate
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -35,10 +37,14 @@ class ServeProcess:
     ) -> None:
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{free_port()}"
+        # The child imports the facegate this process runs, wherever it came from: with a relative
+        # PYTHONPATH and another working folder, ``-m facegate.cli`` could find another copy.
+        root = str(Path(facegate.__file__).resolve().parents[1])
         command = [
             sys.executable,
-            "-m",
-            "facegate.cli",
+            "-c",
+            f"import sys; sys.path.insert(0, {root!r}); from facegate.cli import main; "
+            "sys.exit(main())",
             "serve",
             "--host",
             "127.0.0.1",

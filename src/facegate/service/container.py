@@ -60,7 +60,10 @@ class Services:
             detection=Detection(reader),
             spoof=SpoofChecks(database, reader, settings),
             inference=InferencePool(
-                resolve_workers(settings.max_concurrent_inference), settings.inference_queue_limit
+                resolve_workers(settings.max_concurrent_inference),
+                settings.inference_queue_limit,
+                max_wait_s=settings.max_queue_wait_s,
+                max_body_bytes=settings.max_inflight_body_bytes,
             ),
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         )

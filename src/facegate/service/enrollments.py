@@ -200,8 +200,7 @@ class Enrollments:
             )
 
     def _faces(self, images: dict[str, bytes]) -> list[EnrolledFace]:
-        decoded = self._reader.decode_all(images)
-        return self._reader.enrollable_faces(decoded)
+        return self._reader.enrollable_faces(images)
 
     def _add_embeddings(
         self,

@@ -96,10 +96,6 @@ class FaceReader:
         except FacegateError as exc:
             raise about(field, exc) from exc
 
-    def decode_all(self, images: dict[str, bytes]) -> dict[str, DecodedImage]:
-        """All images decoded first: a bad last image fails before any model runs."""
-        return {field: self.decode(field, data) for field, data in images.items()}
-
     def largest_face(
         self, field: str, image: DecodedImage
     ) -> tuple[DetectedFace, NDArray[np.float32]]:
@@ -125,11 +121,21 @@ class FaceReader:
                 raise PoorQualityFace(f"{field}: {'; '.join(problems)}")
         return face
 
-    def enrollable_faces(self, images: dict[str, DecodedImage]) -> list[EnrolledFace]:
-        """Every image gated first, then all faces embedded in one network call."""
-        faces = {field: self.enrollable_face(field, image) for field, image in images.items()}
-        descriptors = self.engine.embed_many([(images[f], face) for f, face in faces.items()])
+    def enrollable_faces(self, images: dict[str, bytes]) -> list[EnrolledFace]:
+        """Every image gated, then all faces embedded in one network call.
+
+        One image is decoded at a time and only its face's surroundings are kept for the
+        embedding (``DecodedImage.around``): ten large photos in one request cost one decoded
+        photo's memory, not ten. A bad image fails before any descriptor is computed.
+        """
+        kept: dict[str, tuple[DecodedImage, DetectedFace]] = {}
+        for field, data in images.items():
+            image = self.decode(field, data)
+            face = self.enrollable_face(field, image)
+            kept[field] = (image.around(face.box), face)
+            del image
+        descriptors = self.engine.embed_many(list(kept.values()))
         return [
             EnrolledFace(field, face, descriptor)
-            for (field, face), descriptor in zip(faces.items(), descriptors, strict=True)
+            for (field, (_, face)), descriptor in zip(kept.items(), descriptors, strict=True)
         ]
