@@ -81,6 +81,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from facegate.eval.lfw import run_calibrate
 
         return run_calibrate(args.data_dir_arg, backend=args.backend, recognizer=args.recognizer)
+    if args.eval_command == "tail":
+        from facegate.eval.tail import run_tail
+
+        return run_tail(args.data_dir_arg, recognizer=args.recognizer)
     if args.eval_command == "parity":
         from facegate.eval.parity import run_parity
 
@@ -173,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--recognizer", choices=["sface", "dlib"], help="fit this recogniser only"
     )
+    tail = eval_sub.add_parser(
+        "tail", help="fit the impostor-score tail of the 1:N decision (LFW View 1 people)"
+    )
+    tail.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
+    tail.add_argument("--recognizer", choices=["sface", "dlib"], help="default: the default one")
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
     detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")
