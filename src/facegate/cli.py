@@ -85,6 +85,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from facegate.eval.tail import run_tail
 
         return run_tail(args.data_dir_arg, recognizer=args.recognizer)
+    if args.eval_command == "ident":
+        from facegate.eval.ident import run_ident
+
+        return run_ident(args.data_dir_arg, seed=args.seed, out=args.out, people=args.people)
     if args.eval_command == "parity":
         from facegate.eval.parity import run_parity
 
@@ -182,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     tail.add_argument("--recognizer", choices=["sface", "dlib"], help="default: the default one")
+    ident = eval_sub.add_parser(
+        "ident", help="1:N identification on LFW through the service (TPIR, FNIR, FPIR, DET)"
+    )
+    ident.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
+    ident.add_argument("--seed", type=int, default=10, help="which people form the galleries")
+    ident.add_argument(
+        "--people", type=int, default=0, help="a quick run: only N enrollable people"
+    )
+    ident.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the DET curve and figures (default: eval-ident/ in the data folder)",
+    )
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
     detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR")
     detect.add_argument("--limit", type=int, default=0, help="only the first N LFW images")
