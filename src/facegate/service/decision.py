@@ -103,9 +103,10 @@ class OpenSetPlanner:
             warning = (
                 f"to hold a false-positive identification rate of {target:.2%} over "
                 f"{embeddings} embeddings of {people} people the threshold is score "
-                f"{threshold:.6f}, at which an enrolled person is expected to be named only "
-                f"{tpir:.1%} of the time (below {self._settings.identify_warn_tpir:.0%}): split "
-                "the collection, enroll fewer images per person, or accept a higher FPIR "
+                f"{threshold:.6f}, which a probe of an enrolled person is expected to reach "
+                f"against one image of them only {tpir:.1%} of the time (below "
+                f"{self._settings.identify_warn_tpir:.0%}): split the collection or accept a "
+                "higher FPIR "
                 "(FACEGATE_IDENTIFY_TARGET_FPIR / FACEGATE_UNKNOWNS_TARGET_FPIR)"
             )
         return ThresholdPlan(people, embeddings, target, threshold, tpir, warning)
