@@ -20,9 +20,9 @@ View 1's pairsDevTrain.txt, never pairs.txt, which is what the evaluations repor
   far below ``u`` an impostor distance falls (peaks over threshold, the extreme-value model of a
   distribution's tail): F(d) = p_u * (1 + xi * (u - d) / scale) ** (-1 / xi).
 
-Counting embeddings rather than people is measured, not assumed: on DevTrain a person enrolled
-from two images draws false matches 1.9 times as often as from one, so their two comparisons are
-nearly independent and ``n`` is the snapshot's number of embeddings.
+Counting embeddings rather than people is measured, not assumed: on DevTrain and DevTest a person
+enrolled from two images draws false matches 1.6-2.1 times as often as from one, so their two
+comparisons are nearly independent and ``n`` is the snapshot's number of embeddings.
 
 The genuine (mated) distances of the same development data give ``G(d)``, the rate at which a
 probe of an enrolled person is within ``d`` of one image of them: the expected true-positive
