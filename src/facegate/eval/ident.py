@@ -56,7 +56,6 @@ from facegate.engine.decode import DecodedImage
 from facegate.engine.engine import FaceEngine
 from facegate.engine.openset import ImpostorTail
 from facegate.engine.registry import Recipe
-from facegate.engine.score import ScoreCalibration
 from facegate.engine.types import DetectedFace
 from facegate.errors import NoFaceFound, NoUsableFace
 from facegate.eval.lfw import _lfw_dir
@@ -64,6 +63,7 @@ from facegate.eval.lfw_data import image_path
 from facegate.eval.tail import dev_people, people_counts
 from facegate.service.common import Tenant
 from facegate.service.container import Services
+from facegate.service.ports import Engine, ScoreCurve
 from facegate.service.training import TrainingStatus
 from facegate.store.db import Database
 
@@ -77,7 +77,7 @@ class MemoEngine:
     """The real engine; detect and embed results are kept per image content, so a probe searched
     in several collections is detected and embedded once (its answers are the same each time)."""
 
-    def __init__(self, engine: FaceEngine) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._faces: dict[tuple[bytes, bool, bool, bool], list[DetectedFace]] = {}
         self._rows: dict[tuple[bytes, tuple[float, ...]], NDArray[np.float32]] = {}
@@ -95,7 +95,7 @@ class MemoEngine:
         return self._engine.tta
 
     @property
-    def calibration(self) -> ScoreCalibration:
+    def calibration(self) -> ScoreCurve:
         return self._engine.calibration
 
     @property
@@ -173,11 +173,28 @@ class Gallery:
     embeddings: int
 
 
-def run_ident(data_dir: Path, *, seed: int = 10, out: Path | None = None, people: int = 0) -> int:
+def run_ident(
+    data_dir: Path,
+    *,
+    seed: int = 10,
+    out: Path | None = None,
+    people: int = 0,
+    engine: Engine | None = None,
+) -> int:
     """Print the figures, write the DET curve and the JSON; ``people`` > 0 caps the enrollable
-    population and the strangers (at twice as many) for a quick run."""
+    population and the strangers (at twice as many) for a quick run. ``engine``: the settings'
+    FaceEngine unless given (tests pass a fake)."""
     # Training logs one line per retrain: thousands here, none of them news.
-    logging.getLogger("facegate.training").setLevel(logging.ERROR)
+    training_log = logging.getLogger("facegate.training")
+    level = training_log.level
+    training_log.setLevel(logging.ERROR)
+    try:
+        return _run(data_dir, seed, out, people, engine)
+    finally:
+        training_log.setLevel(level)
+
+
+def _run(data_dir: Path, seed: int, out: Path | None, people: int, engine: Engine | None) -> int:
     lfw_dir = _lfw_dir(data_dir)
     counts = people_counts(lfw_dir)
     population = sorted(p for p, n in counts.items() if n >= 2)
@@ -193,10 +210,10 @@ def run_ident(data_dir: Path, *, seed: int = 10, out: Path | None = None, people
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="facegate-ident-") as tmp:
         store = settings.model_copy(update={"database_url": f"sqlite:///{tmp}/ident.db"})
-        real = FaceEngine(store)
+        real = engine or FaceEngine(store)
         real.warm_up()
-        engine = MemoEngine(real)
-        services = Services.build(store, engine, Database.from_settings(store))
+        memo = MemoEngine(real)
+        services = Services.build(store, memo, Database.from_settings(store))
         tenant = services.keys.authenticate(services.keys.create("eval").secret)
         enrolled, refused = _enroll(services, tenant, lfw_dir, population, counts)
         print(
@@ -213,8 +230,8 @@ def run_ident(data_dir: Path, *, seed: int = 10, out: Path | None = None, people
             "settings": {
                 "identify_target_fpir": settings.identify_target_fpir,
                 "unknowns_target_fpir": settings.unknowns_target_fpir,
-                "recipe": engine.recipe.key,
-                "tta": engine.tta,
+                "recipe": memo.recipe.key,
+                "tta": memo.tta,
                 "seed": seed,
             },
             "galleries": {},
@@ -245,7 +262,7 @@ def run_ident(data_dir: Path, *, seed: int = 10, out: Path | None = None, people
             _print_gallery(size, figures)
         largest = sizes[-1]
         results["extrapolated"] = _extrapolate(
-            engine, galleries[-1], answers_at[largest], settings, seed
+            memo, galleries[-1], answers_at[largest], settings, seed
         )
         services.trainer.shutdown()
         services.database.dispose()
@@ -564,7 +581,10 @@ def _det_plot(
     axes.set_yscale("log")
     axes.set_xlabel("FPIR (strangers named)")
     axes.set_ylabel("FNIR (mated probes not named correctly)")
-    axes.set_title("LFW 1:N through the service (o: default, s: unknowns; 0 drawn at 1e-4)")
+    axes.set_title(
+        "LFW 1:N through the service\n(o: default, s: unknowns; a rate of 0 drawn at 1e-4)",
+        fontsize=10,
+    )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
