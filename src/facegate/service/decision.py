@@ -117,12 +117,18 @@ class OpenSetPlanner:
         if collection.trained_revision is None:
             return None
         target = self.target(unknowns=collection.unknowns)
-        if collection.identify_threshold is not None and collection.identify_target_fpir == target:
+        # Without a tail model the plan is the fixed setting: read it afresh, never stored.
+        threshold = collection.identify_threshold
+        if (
+            threshold is not None
+            and target is not None
+            and collection.identify_target_fpir == target
+        ):
             return ThresholdPlan(
                 collection.trained_people or 0,
                 collection.trained_embeddings or 0,
                 target,
-                collection.identify_threshold,
+                threshold,
                 collection.identify_expected_tpir,
                 collection.identify_warning,
             )
