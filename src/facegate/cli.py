@@ -141,6 +141,14 @@ def _run_eval(args: argparse.Namespace) -> int:
         from facegate.eval.lfw import run_calibrate
 
         return run_calibrate(args.data_dir_arg, backend=args.backend, recognizer=args.recognizer)
+    if args.eval_command == "tail":
+        from facegate.eval.tail import run_tail
+
+        return run_tail(args.data_dir_arg, recognizer=args.recognizer)
+    if args.eval_command == "ident":
+        from facegate.eval.ident import run_ident
+
+        return run_ident(args.data_dir_arg, seed=args.seed, out=args.out, people=args.people)
     if args.eval_command == "parity":
         from facegate.eval.parity import run_parity
 
@@ -458,6 +466,24 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--backend", choices=["onnx", "dlib"], default="onnx", help=backend_help)
     calibrate.add_argument(
         "--recognizer", choices=["sface", "dlib"], help="fit this recogniser only"
+    )
+    tail = eval_sub.add_parser(
+        "tail", help="fit the impostor-score tail of the 1:N decision (LFW View 1 people)"
+    )
+    tail.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    tail.add_argument("--recognizer", choices=["sface", "dlib"], help="default: the default one")
+    ident = eval_sub.add_parser(
+        "ident", help="1:N identification on LFW through the service (TPIR, FNIR, FPIR, DET)"
+    )
+    ident.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)
+    ident.add_argument("--seed", type=int, default=10, help="which people form the galleries")
+    ident.add_argument(
+        "--people", type=int, default=0, help="a quick run: only N enrollable people"
+    )
+    ident.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the DET curve and figures (default: eval-ident/ in the data folder)",
     )
     detect = eval_sub.add_parser("detect", help="detection counts and LFW face recall")
     detect.add_argument("data_dir_arg", type=_existing_folder, metavar="DATA_DIR", help=data_help)

@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     # recogniser and mode has its own shipped score calibration.
     tta: TTA | None = None
     match_threshold: float = 0.5
+    # Identify's threshold only for a recogniser with no impostor-tail model (see the open-set
+    # block at the end); with one, the threshold follows from the collection's size.
     identify_threshold: float = 0.5
-    unknowns_identify_threshold: float = 0.6
 
     # Quality gates for enrollment images.
     min_enroll_eye_distance: float = 20.0
@@ -98,8 +99,6 @@ class Settings(BaseSettings):
     max_request_bytes: int = 0
     # Requests allowed to wait for an inference worker before new ones get 503.
     inference_queue_limit: int = 32
-    # Collections with ``unknowns: true`` also need this lead of the best score over the next.
-    unknowns_identify_margin: float = 0.1
     # Trained collections whose search index is kept in memory.
     index_cache_collections: int = 64
     # Load the models at start-up (readyz answers 503 until then) instead of on first use.
@@ -162,3 +161,15 @@ class Settings(BaseSettings):
     # Request bodies (by Content-Length) admitted at once, in bytes, so that many large bodies
     # parsed together cannot exhaust memory; one request is always admitted. 0: no limit.
     max_inflight_body_bytes: int = 128 * 1024 * 1024
+
+    # Open-set identification (service/decision.py, engine/openset.py). Identify names the best
+    # enrollment only when its score reaches the collection's threshold, computed at training
+    # from the number of embeddings in the snapshot and the recogniser's impostor-score tail so
+    # that a stranger is named as someone with this probability (the false-positive
+    # identification rate, FPIR), whatever the collection's size.
+    identify_target_fpir: float = Field(default=0.01, gt=0.0, lt=1.0)
+    # The same for collections created with ``unknowns: true``: stricter.
+    unknowns_target_fpir: float = Field(default=0.001, gt=0.0, lt=1.0)
+    # Training warns (log and collection listing) when the target leaves an expected
+    # true-positive identification rate (a probe of an enrolled person named) below this.
+    identify_warn_tpir: float = Field(default=0.9, ge=0.0, le=1.0)

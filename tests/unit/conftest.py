@@ -27,6 +27,7 @@ from PIL import Image
 from facegate.api.app import create_app
 from facegate.config import Settings
 from facegate.engine.decode import DecodedImage, decode_image
+from facegate.engine.openset import ImpostorTail, ParetoTail
 from facegate.engine.registry import Recipe
 from facegate.engine.score import ScoreCalibration, distances
 from facegate.engine.types import DetectedFace, FaceQuality
@@ -36,8 +37,19 @@ from facegate.service.container import Services
 Colour = tuple[int, int, int]
 
 
+# The fake recogniser's impostor tail: two strangers' tiles are ~0.99 apart, so false matches
+# are rare below 0.85 (1 %) and 0.7 (0.1 %), exponentially rarer beyond.
+FAKE_TAIL = ImpostorTail(
+    body=((0.7, -3.0), (0.85, -2.0), (0.95, -1.0), (1.0, -0.3), (1.2, 0.0)),
+    tail=ParetoTail(u=0.7, p_u=1e-3, xi=0.0, scale=0.05),
+    genuine=((0.0, 0.0), (0.2, 0.5), (0.4, 0.9), (0.6, 0.99), (0.8, 1.0)),
+    source="unit tests",
+)
+
+
 class FakeEngine:
     calibration = ScoreCalibration(midpoint=0.6, slope=25.0, source="unit tests")
+    impostor_tail: ImpostorTail | None = FAKE_TAIL
     recipe = Recipe("fake", "1", "tiles", 128, normalized=False)
     tta = "none"
 

@@ -30,7 +30,7 @@ def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
     database.migrate()
     with database.engine.connect() as connection:
         assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         )
 
 
@@ -84,3 +84,54 @@ def test_vectors_round_trip_as_little_endian_float32() -> None:
     assert np.array_equal(stack_blobs(blobs, 128), vectors)
     assert stack_blobs([], 128).shape == (0, 128)
     assert to_blob(vectors[0].astype(">f4")) == blobs[0]
+
+
+def test_snapshots_trained_before_0003_get_their_size(tmp_path: Path) -> None:
+    """A collection trained under schema 0002 upgrades with its snapshot's size counted, and no
+    threshold: identify computes it from that size until the collection is trained again."""
+    database = Database.from_settings(Settings(data_dir=tmp_path), migrate=False)
+    config = alembic_config()
+    stamp = "'2026-01-01 00:00:00'"
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_sha256, created) "
+                f"VALUES ('k', 'o', 'x', {stamp})"
+            )
+        )
+        for enrollment, images in (("e1", 2), ("e2", 1)):
+            connection.execute(
+                text(
+                    "INSERT INTO enrollments (id, owner_id, name, created, updated) "
+                    f"VALUES ('{enrollment}', 'k', NULL, {stamp}, {stamp})"
+                )
+            )
+            for position in range(images):
+                connection.execute(
+                    text(
+                        "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
+                        f"VALUES ('{enrollment}', {position}, :v, 'r', {stamp})"
+                    ),
+                    {"v": to_blob(np.ones(128, np.float32))},
+                )
+        for name, trained in (("c1", 0), ("c2", None)):
+            connection.execute(
+                text(
+                    "INSERT INTO collections (id, owner_id, name, unknowns, created, updated, "
+                    "revision, trained_revision, training, snapshot_version) VALUES "
+                    f"('{name}', 'k', '{name}', false, {stamp}, {stamp}, 0, :t, false, 1)"
+                ),
+                {"t": trained},
+            )
+        connection.execute(text("INSERT INTO trained_embeddings SELECT 'c1', id FROM embeddings"))
+    database.migrate()
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, trained_people, trained_embeddings, identify_threshold "
+                "FROM collections ORDER BY id"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("c1", 2, 3, None), ("c2", None, None, None)]

@@ -59,6 +59,7 @@ def collection(view: CollectionView) -> dict[str, Any]:
         "owner": view.owner,
         "status": view.status.value,
         "trained_at": iso(view.trained_at),
+        **_open_set(view),
         # The seed's answers had these storage URLs; nothing is stored behind a URL here.
         "classifier_url": "",
         "label_encoder": "",
@@ -83,6 +84,26 @@ def enrollment_page(page: EnrollmentPage) -> dict[str, Any]:
         "total": page.total,
         "limit": page.limit,
         "offset": page.offset,
+    }
+
+
+def _open_set(view: CollectionView) -> dict[str, Any]:
+    """The trained snapshot's size and identify's threshold for it (nulls until trained)."""
+    plan = view.plan
+    if plan is None:
+        return {
+            "size": None,
+            "identify_threshold": None,
+            "target_fpir": None,
+            "expected_tpir": None,
+            "warning": None,
+        }
+    return {
+        "size": {"enrollments": plan.people, "embeddings": plan.embeddings},
+        "identify_threshold": plan.threshold,
+        "target_fpir": plan.target_fpir,
+        "expected_tpir": plan.expected_tpir,
+        "warning": plan.warning,
     }
 
 

@@ -154,6 +154,11 @@ class CollectionIdOut(BaseModel):
     collection_id: str
 
 
+class SnapshotSizeOut(BaseModel):
+    enrollments: int = Field(description="people (enrollments) in the trained snapshot")
+    embeddings: int = Field(description="their embeddings: the comparisons a stranger gets")
+
+
 class CollectionOut(BaseModel):
     id: str
     name: str
@@ -164,6 +169,25 @@ class CollectionOut(BaseModel):
     owner: str
     status: str = Field(description="untrained, training, ready or stale")
     trained_at: str | None
+    size: SnapshotSizeOut | None = Field(description="the trained snapshot's size; null untrained")
+    identify_threshold: float | None = Field(
+        description="the score identify requires of the best enrollment in this collection: "
+        "computed at training from the snapshot's size so that a stranger is named as someone "
+        "with probability target_fpir"
+    )
+    target_fpir: float | None = Field(
+        description="the false-positive identification rate the threshold holds "
+        "(FACEGATE_IDENTIFY_TARGET_FPIR, 0.01; FACEGATE_UNKNOWNS_TARGET_FPIR, 0.001, for "
+        "unknown: true); null when the recogniser ships no impostor-tail model and the fixed "
+        "FACEGATE_IDENTIFY_THRESHOLD applies"
+    )
+    expected_tpir: float | None = Field(
+        description="the expected rate at which a probe of an enrolled person scores above the "
+        "threshold (from LFW development data; before rank errors)"
+    )
+    warning: str | None = Field(
+        description="set when the target FPIR leaves a low expected TPIR, with the figure"
+    )
     classifier_url: str
     label_encoder: str
 
@@ -199,19 +223,34 @@ class CandidateOut(BaseModel):
     score: float
 
 
+_SCORE = (
+    "the 1:1 calibrated similarity in [0, 1] of the face and the best enrollment (as /v1/match "
+    "scores it), whether or not it was identified; 0 for an empty collection"
+)
+_UNKNOWN = (
+    "the probability that the person is not in the collection at all, given the best distance "
+    "and the collection's size (even prior odds of enrolled vs stranger); in a large collection "
+    "a score that one comparison would call a match is weak evidence, because some stranger "
+    "reaches it often"
+)
+
+
 class IdentifiedFaceOut(BaseModel):
     bounding_box: list[float]
-    name: str | None
-    key: str | None
-    score: float
-    unknown_probability: float
+    name: str | None = Field(description="the identified enrollment's name; null for unknown")
+    key: str | None = Field(description="the identified enrollment id; null for unknown")
+    score: float = Field(description=_SCORE)
+    unknown_probability: float = Field(description=_UNKNOWN)
     candidates: list[CandidateOut] | None = None
 
 
 class IdentifyOut(BaseModel):
-    name: str | None
-    key: str | None
-    score: float
-    unknown_probability: float
+    name: str | None = Field(
+        description="the identified enrollment's name; null for unknown (the best score is "
+        "below the collection's identify_threshold, see GET /v1/collection)"
+    )
+    key: str | None = Field(description="the identified enrollment id; null for unknown")
+    score: float = Field(description=_SCORE)
+    unknown_probability: float = Field(description=_UNKNOWN)
     candidates: list[CandidateOut] | None = None
     faces: list[IdentifiedFaceOut] | None = None

@@ -20,6 +20,7 @@ from facegate.config import TTA, Settings
 from facegate.engine import align
 from facegate.engine.decode import DecodedImage, decode_image
 from facegate.engine.models import intra_op_threads
+from facegate.engine.openset import ImpostorTail, load_impostor_tail
 from facegate.engine.quality import estimate_quality
 from facegate.engine.recognizers import Recognizer, unit_rows
 from facegate.engine.registry import LoadContext, ModelCache, Recipe
@@ -65,6 +66,7 @@ class FaceEngine:
         self.recipe: Recipe = spec.recipe
         self.tta: TTA = settings.tta or cast(TTA, spec.default_tta)
         self.calibration: ScoreCalibration = load_calibration(self.recipe.key, self.tta)
+        self.impostor_tail: ImpostorTail | None = load_impostor_tail(self.recipe.key, self.tta)
 
     # Loading -----------------------------------------------------------------------------
     def _warm_models(self) -> tuple[str, ...]:

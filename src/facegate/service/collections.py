@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 
 from facegate.errors import BadRequest
 from facegate.service.common import Tenant, get_owned, new_id, utcnow
+from facegate.service.decision import OpenSetPlanner, ThresholdPlan
 from facegate.service.training import Trainer, TrainingStatus, status_of
 from facegate.store.db import Database
 from facegate.store.models import Collection, CollectionMember, Enrollment, TrainedEmbedding
@@ -27,12 +28,15 @@ class CollectionView:
     owner: str
     status: TrainingStatus
     trained_at: datetime | None
+    # The trained snapshot's size and identify's threshold for it (None until trained).
+    plan: ThresholdPlan | None = None
 
 
 class Collections:
-    def __init__(self, database: Database, trainer: Trainer) -> None:
+    def __init__(self, database: Database, trainer: Trainer, planner: OpenSetPlanner) -> None:
         self._db = database
         self._trainer = trainer
+        self._planner = planner
 
     def create(self, tenant: Tenant, name: str, *, unknowns: bool = False) -> str:
         if not name.strip():
@@ -116,6 +120,7 @@ class Collections:
                     owner=c.owner_id,
                     status=status_of(c),
                     trained_at=c.trained_at,
+                    plan=self._planner.effective(c),
                 )
                 for c in collections
             ]

@@ -9,6 +9,7 @@ from facegate.config import Settings
 from facegate.index import IndexCache
 from facegate.index.gallery import SnapshotGallery
 from facegate.service.collections import Collections
+from facegate.service.decision import OpenSetPlanner
 from facegate.service.detection import Detection
 from facegate.service.enrollments import Enrollments
 from facegate.service.images import FaceReader
@@ -42,13 +43,14 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, engine: Engine, database: Database) -> Services:
         reader = FaceReader(engine, settings)
-        trainer = Trainer(database)
+        planner = OpenSetPlanner(settings, engine)
+        trainer = Trainer(database, planner, engine.recipe.key)
         return cls(
             settings=settings,
             engine=engine,
             database=database,
             keys=KeyStore(database),
-            collections=Collections(database, trainer),
+            collections=Collections(database, trainer, planner),
             enrollments=Enrollments(database, reader, settings),
             trainer=trainer,
             recognition=Recognition(
@@ -56,6 +58,7 @@ class Services:
                 reader,
                 settings,
                 SnapshotGallery(database, IndexCache(settings.index_cache_collections)),
+                planner,
             ),
             detection=Detection(reader),
             spoof=SpoofChecks(database, reader, settings),

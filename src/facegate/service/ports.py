@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.engine.decode import DecodedImage
+from facegate.engine.openset import ImpostorTail
 from facegate.engine.registry import Recipe
 from facegate.engine.types import DetectedFace
 
@@ -40,6 +41,11 @@ class Engine(Protocol):
 
     @property
     def calibration(self) -> ScoreCurve: ...
+
+    @property
+    def impostor_tail(self) -> ImpostorTail | None:
+        """The recipe's impostor-score tail (the 1:N threshold rule); None when none ships."""
+        ...
 
     def warm_up(self) -> None: ...
 

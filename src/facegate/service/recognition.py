@@ -11,7 +11,7 @@ from facegate.config import Settings
 from facegate.engine.types import DetectedFace
 from facegate.errors import NoFaceFound, NotTrained, RecipeMismatch
 from facegate.service.common import Tenant, echo, get_owned
-from facegate.service.decision import Candidate, OpenSetPolicy, unknown_probability
+from facegate.service.decision import Candidate, OpenSetPlanner, OpenSetPolicy
 from facegate.service.images import FaceReader
 from facegate.service.ports import Gallery
 from facegate.store.db import Database
@@ -43,12 +43,18 @@ class _Snapshot:
 
 class Recognition:
     def __init__(
-        self, database: Database, reader: FaceReader, settings: Settings, gallery: Gallery
+        self,
+        database: Database,
+        reader: FaceReader,
+        settings: Settings,
+        gallery: Gallery,
+        planner: OpenSetPlanner,
     ) -> None:
         self._db = database
         self._reader = reader
         self._settings = settings
         self._gallery = gallery
+        self._planner = planner
 
     def match(
         self, tenant: Tenant, enrollment_id: str, image: bytes, threshold: float | None = None
@@ -96,8 +102,7 @@ class Recognition:
         if not faces:
             raise NoFaceFound("img: no face found")
         descriptors = engine.embed(decoded, faces)
-        # The runner-up is always needed for the margin rule, even when top_k is 1.
-        wanted = max(top_k or 1, 2)
+        wanted = top_k or 1
         found = self._gallery.search(
             snapshot.collection_id,
             snapshot.version,
@@ -118,7 +123,9 @@ class Recognition:
                     face=face,
                     identified=snapshot.policy.decide(ranked),
                     score=ranked[0].score if ranked else 0.0,
-                    unknown_probability=unknown_probability(ranked),
+                    unknown_probability=snapshot.policy.unknown_probability(
+                        hits[0].distance if hits else None, ranked[0].score if ranked else 0.0
+                    ),
                     candidates=ranked[: top_k or 0],
                 )
             )
@@ -137,7 +144,9 @@ class Recognition:
                     f"collection {echo(collection.id)!r} has not been trained: call POST /v1/train "
                     "with its collection_id, then retry"
                 )
-            policy = OpenSetPolicy.for_collection(self._settings, unknowns=collection.unknowns)
+            plan = self._planner.effective(collection)
+            assert plan is not None  # trained, checked above
+            policy = self._planner.policy(plan)
             return _Snapshot(collection.id, collection.snapshot_version, policy)
 
 

@@ -3,6 +3,12 @@
 A snapshot is the set of embedding ids identify searches. It is taken in one transaction with
 the collection row locked, so it matches exactly the revision it records: a change that commits
 afterwards makes the collection ``stale`` rather than being half-included.
+
+The same transaction records what identify's open-set decision needs (service/decision.py): the
+snapshot's size in enrollments and embeddings of the running recipe, and the threshold on the
+score that holds the target false-positive identification rate at that size, so identify does
+no extra work per request. A size at which that threshold leaves a low expected TPIR is warned
+about in the log and in the collection's listing.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, func, insert, literal, select
 
 from facegate.errors import Unavailable
 from facegate.service.common import Tenant, get_owned, utcnow
+from facegate.service.decision import OpenSetPlanner
 from facegate.store.db import Database
 from facegate.store.models import Collection, CollectionMember, Embedding, TrainedEmbedding
 
@@ -39,8 +46,10 @@ def status_of(collection: Collection) -> TrainingStatus:
 
 
 class Trainer:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, planner: OpenSetPlanner, recipe: str) -> None:
         self._db = database
+        self._planner = planner
+        self._recipe = recipe  # the running recipe: the only embeddings identify searches
         # One worker: training is cheap I/O; serial jobs never fight over the same rows.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facegate-train")
         self._closed = False
@@ -83,10 +92,40 @@ class Trainer:
             session.execute(
                 insert(TrainedEmbedding).from_select(["collection_id", "embedding_id"], members)
             )
+            embeddings, people = session.execute(
+                select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
+                .select_from(TrainedEmbedding)
+                .join(Embedding, Embedding.id == TrainedEmbedding.embedding_id)
+                .where(
+                    TrainedEmbedding.collection_id == collection.id,
+                    Embedding.recipe == self._recipe,
+                )
+            ).one()
+            plan = self._planner.plan(
+                people=int(people), embeddings=int(embeddings), unknowns=collection.unknowns
+            )
+            collection.trained_people = plan.people
+            collection.trained_embeddings = plan.embeddings
+            collection.identify_threshold = plan.threshold
+            collection.identify_target_fpir = plan.target_fpir
+            collection.identify_expected_tpir = plan.expected_tpir
+            collection.identify_warning = plan.warning
             collection.trained_revision = collection.revision
             collection.trained_at = utcnow()
             collection.snapshot_version += 1
             collection.training = False
+        extra = {
+            "collection_id": collection_id,
+            "people": plan.people,
+            "embeddings": plan.embeddings,
+            "identify_threshold": plan.threshold,
+            "target_fpir": plan.target_fpir,
+            "expected_tpir": plan.expected_tpir,
+        }
+        if plan.warning:
+            log.warning("collection trained: %s", plan.warning, extra=extra)
+        else:
+            log.info("collection trained", extra=extra)
         return True
 
     def shutdown(self) -> None:
@@ -106,8 +145,7 @@ class Trainer:
 
     def _run(self, collection_id: str) -> None:
         try:
-            if self.train(collection_id):
-                log.info("collection trained", extra={"collection_id": collection_id})
+            self.train(collection_id)
         except Exception:
             log.exception("training failed", extra={"collection_id": collection_id})
             with self._db.transaction() as session:

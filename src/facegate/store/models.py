@@ -73,6 +73,16 @@ class Collection(Base):
     trained_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
     training: Mapped[bool] = mapped_column(Boolean, default=False)
     snapshot_version: Mapped[int] = mapped_column(Integer, default=0)
+    # What training computed for identify's decision (service/decision.py): the snapshot's size
+    # (enrollments and embeddings of the running recipe), the threshold on the score for the
+    # target FPIR it was computed for (NULL: the fixed fallback), the expected TPIR there, and
+    # the warning when that TPIR is low.
+    trained_people: Mapped[int | None] = mapped_column(Integer, default=None)
+    trained_embeddings: Mapped[int | None] = mapped_column(Integer, default=None)
+    identify_threshold: Mapped[float | None] = mapped_column(Float, default=None)
+    identify_target_fpir: Mapped[float | None] = mapped_column(Float, default=None)
+    identify_expected_tpir: Mapped[float | None] = mapped_column(Float, default=None)
+    identify_warning: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Enrollment(Base):
