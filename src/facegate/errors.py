@@ -116,6 +116,19 @@ class RecipeMismatch(Conflict):
 
     code = "recipe_mismatch"
 
+    @classmethod
+    def holding(
+        cls, subject: str, held: dict[str, int], running: str, remedy: str
+    ) -> RecipeMismatch:
+        """``subject`` (e.g. "enrollment 'x'") holds ``held`` (recipe → embeddings), none of
+        ``running``; the message says which, and ``remedy`` what to do."""
+        holdings = ", ".join(f"{count} by {recipe}" for recipe, count in sorted(held.items()))
+        return cls(
+            f"{subject} holds embeddings of another recipe ({holdings}); this server computes "
+            f"{running}. {remedy}, or serve with the recogniser that made them "
+            "(FACEGATE_RECOGNIZER)"
+        )
+
 
 class PayloadTooLarge(FacegateError):
     """Over a configured limit; the message names the setting that raises it (once)."""

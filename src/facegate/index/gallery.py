@@ -64,7 +64,13 @@ class SnapshotGallery:
                     .group_by(Embedding.recipe)
                 ).all()
                 if others:
-                    raise _mismatch(collection_id, recipe, {r: int(n) for r, n in others})
+                    raise RecipeMismatch.holding(
+                        f"the trained snapshot of collection {collection_id!r}",
+                        {r: int(n) for r, n in others},
+                        recipe,
+                        "Enroll its people again on this server (PUT /v1/enroll with their "
+                        "images) and retrain it (POST /v1/train)",
+                    )
         labels = [row[0] for row in rows]
         vectors = stack_blobs([row[1] for row in rows], dimension)
         names = {row[0]: row[2] for row in rows}
@@ -73,13 +79,3 @@ class SnapshotGallery:
             index=ExactIndex(vectors, labels),
             names=names,
         )
-
-
-def _mismatch(collection_id: str, running: str, held: dict[str, int]) -> RecipeMismatch:
-    holdings = ", ".join(f"{count} by {recipe}" for recipe, count in sorted(held.items()))
-    return RecipeMismatch(
-        f"collection {collection_id!r} was trained on embeddings of another recipe "
-        f"({holdings}); this server computes {running}. Enroll its people again on this "
-        "server (PUT /v1/enroll with their images) and retrain it (POST /v1/train), or serve "
-        "with the recogniser that made them (FACEGATE_RECOGNIZER)"
-    )

@@ -77,7 +77,12 @@ class Recognition:
                     .group_by(Embedding.recipe)
                 ).all()
                 if held:
-                    raise _enrollment_mismatch(enrollment.id, recipe.key, dict(held))
+                    raise RecipeMismatch.holding(
+                        f"enrollment {echo(enrollment.id)!r}",
+                        {str(r): int(n) for r, n in held},
+                        recipe.key,
+                        "Add its images again on this server (PUT /v1/enroll)",
+                    )
         gallery = stack_blobs(list(blobs), recipe.dimension)
         decoded = self._reader.decode("img", image)
         _, query = self._reader.largest_face("img", decoded)
@@ -148,12 +153,3 @@ class Recognition:
             assert plan is not None  # trained, checked above
             policy = self._planner.policy(plan)
             return _Snapshot(collection.id, collection.snapshot_version, policy)
-
-
-def _enrollment_mismatch(enrollment_id: str, running: str, held: dict[str, int]) -> RecipeMismatch:
-    holdings = ", ".join(f"{count} by {recipe}" for recipe, count in sorted(held.items()))
-    return RecipeMismatch(
-        f"enrollment {echo(enrollment_id)!r} holds embeddings of another recipe ({holdings}); "
-        f"this server computes {running}. Add its images again on this server (PUT /v1/enroll) "
-        "or serve with the recogniser that made them (FACEGATE_RECOGNIZER)"
-    )
