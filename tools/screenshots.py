@@ -3,9 +3,9 @@
 - ``docs.png``: /docs (Swagger UI) rendered with every request for another origin refused, so
   it shows what a machine without internet sees;
 - ``console-identify.png``: /console after identifying a picture of two enrolled people;
-- ``det.png``: the DET plot that ``facegate eval lfw`` writes (one fold of LFW, engine path) when
-  DATA holds LFW, else the same plotting code (facegate.eval.report) fed by a tiny evaluation on
-  package-shipped photos, titled as such.
+- ``det.png``: the DET plot that ``facegate eval lfw`` writes (three folds of LFW, engine path)
+  when DATA holds LFW, else the same plotting code (facegate.eval.report) fed with synthetic
+  scores, titled as such.
 
 A live ``facegate serve`` on a free port with a fresh data folder serves the pages; Debian's
 chromium, driven by Playwright, takes the pictures. Run from a checkout with the dev extras:
@@ -115,9 +115,9 @@ def console(page: object, url: str, key: str, images: dict[str, Path], target: P
 
 def det_plot(out: Path, work: Path, data: Path | None) -> None:
     if data is not None and (data / "lfw").is_dir():
-        # The real thing: facegate eval lfw's JSON and plots, on one fold of LFW.
+        # The real thing: facegate eval lfw's JSON and plots, on three folds of LFW.
         report = work / "lfw.json"
-        command = [sys.executable, "-c", _CLI, "eval", "lfw", str(data), "--folds", "1"]
+        command = [sys.executable, "-c", _CLI, "eval", "lfw", str(data), "--folds", "3"]
         command += ["--engine-only", "--detector", "yunet", "--recognizer", "sface"]
         command += ["--json", str(report)]
         # From the checkout: its data folder (./data) keeps the embedding cache for reruns.

@@ -116,10 +116,30 @@ def test_console_enrolls_trains_and_identifies(
     assert error.is_hidden()
 
     # Match the same picture against Grace's enrollment.
-    page.get_by_label("Match against enrollment", exact=True).select_option(label=_option(page, "Grace"))
+    grace_option = _option(page, "Grace")
+    page.get_by_label("Match against enrollment", exact=True).select_option(label=grace_option)
     page.get_by_role("button", name="Match", exact=True).click()
     expect(page.locator("#result")).to_have_text(re.compile(r"^match"))
     assert "MATCH\nemb0: " in result.inner_text()
+
+    # The spoof check of the same picture (its largest face).
+    page.get_by_role("button", name="Spoof check").click()
+    expect(result).to_have_text(re.compile(r"^spoof check: real \(probability of a fake 0\.\d+\)$"))
+
+    # Another collection: Grace's enrollment added to it, then the collection deleted.
+    page.get_by_label("New collection name", exact=True).fill("Console spare")
+    page.get_by_role("button", name="Create collection").click()
+    expect(result).to_have_text(re.compile(r"^created collection Console spare"))
+    page.get_by_label("Enrollment", exact=True).select_option(label=grace_option)
+    page.get_by_role("button", name="Add to collection").click()
+    expect(result).to_have_text(re.compile(r"^enrollment \S+ added to collection"))
+    spare = page.locator("#collections tbody tr", has_text="Console spare")
+    expect(spare.locator("td").nth(2)).to_have_text("1")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete collection").click()
+    expect(result).to_have_text(re.compile(r"^collection \S+ deleted"))
+    expect(spare).to_have_count(0)
+    expect(row).to_have_count(1)
 
     # A refusal: enrolling a photo with nobody in it shows the envelope's message and the code.
     page.get_by_label("Photo file", exact=True).set_input_files(nobody)

@@ -1,5 +1,5 @@
 """The web console's files: served by the app, linked from the landing page, nothing from
-elsewhere. The page's behaviour is tested in Chromium (tests/integration/test_console_browser.py)."""
+elsewhere. The page's behaviour is tested in Chromium (integration/test_console_browser.py)."""
 
 from __future__ import annotations
 
