@@ -157,3 +157,16 @@ def _option(page: Page, starts: str) -> str:
     """The label of the first enrollment option starting with ``starts``."""
     labels = page.locator("#match-enrollment option").all_inner_texts()
     return next(label for label in labels if label.startswith(starts))
+
+
+def test_console_shows_a_wrong_key_refusal(live: LiveServer, chromium: Session) -> None:
+    page = chromium.context.new_page()
+    page.goto(f"{live.base_url}/console")
+    page.get_by_label("API key", exact=True).fill(live.keys["revoked"])
+    page.get_by_role("button", name="Use this key").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(re.compile(r"^HTTP 401 unauthorized: \S"))
+    assert page.locator("#error").get_attribute("data-code") == "unauthorized"
+    # Nothing to show for that key, and nothing asked of another site.
+    expect(page.locator("#collections tbody tr")).to_have_count(0)
+    assert chromium.blocked == []
