@@ -18,6 +18,7 @@ from facegate.api.errors import install_error_handlers
 from facegate.api.metrics import Metrics
 from facegate.api.middleware import Observability, RequestGuard, TrailingSlash
 from facegate.api.routes import collections, enrollments, faces, operations, recognition
+from facegate.api.routes.console import install_console
 from facegate.api.routes.docs import tidy_openapi
 from facegate.api.routes.pages import install_pages
 from facegate.config import Settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (faces, enrollments, collections, recognition, operations):
         app.include_router(module.router)
     install_pages(app)
+    install_console(app)
 
     def openapi() -> dict[str, Any]:
         return tidy_openapi(FastAPI.openapi(app))

@@ -67,6 +67,7 @@ async def redoc() -> HTMLResponse:
 
 
 _LINKS = (
+    ("/console", "Web console", "detect, enroll, train, identify from a browser"),
     (DOCS_URL, "Interactive API documentation", "Swagger UI: try every endpoint with your key"),
     (REDOC_URL, "API reference", "ReDoc: every request and answer, with examples"),
     ("/openapi.json", "OpenAPI schema", "for code generators"),
