@@ -40,7 +40,7 @@ unit: $(STAMP)
 # browser download needs the internet). Installed from Debian's registry when missing: CI runs
 # as root on Debian bookworm; elsewhere run it with sudo, or install chromium yourself.
 chromium:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 integration: $(STAMP) chromium
 	$(BIN)/pytest tests/integration -q
