@@ -27,7 +27,8 @@ async def current_tenant(
     tenant = await run_in_threadpool(services.keys.authenticate, api_key)
     # For the request log: who asked (the key's public id, never its secret).
     request.state.key_id = tenant.key_id
-    services.rate_limiter.take(tenant.key_id)
+    # The count is a write to the shared store: off the event loop, like the key lookup.
+    await run_in_threadpool(services.rate_limiter.take, tenant.key_id)
     return tenant
 
 

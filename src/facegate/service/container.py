@@ -68,7 +68,7 @@ class Services:
                 max_wait_s=settings.max_queue_wait_s,
                 max_body_bytes=settings.max_inflight_body_bytes,
             ),
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            rate_limiter=RateLimiter(database, settings.rate_limit_per_minute),
         )
 
     def start(self) -> None:

@@ -155,3 +155,18 @@ class SpoofCheck(Base):
     label: Mapped[str] = mapped_column(String(8))
     score: Mapped[float] = mapped_column(Float)
     created: Mapped[datetime] = mapped_column(DateTime())
+
+
+class RateLimitWindow(Base):
+    """Requests a key made in one rate-limit window, shared by every process (service/ratelimit).
+
+    ``window_start`` is the window's first second since the epoch: windows are compared and
+    pruned arithmetically, and an integer is the same on every backend. No foreign key to
+    ``api_keys``: the row is written on the request path and pruned within two minutes anyway.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
