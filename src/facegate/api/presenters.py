@@ -53,6 +53,7 @@ def collection(view: CollectionView) -> dict[str, Any]:
         "id": view.id,
         "name": view.name,
         "enrollments": view.enrollments,
+        "enrollment_count": view.enrollment_count,
         "unknown": view.unknowns,
         "created": iso(view.created),
         "updated": iso(view.updated),

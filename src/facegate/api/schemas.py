@@ -162,7 +162,12 @@ class SnapshotSizeOut(BaseModel):
 class CollectionOut(BaseModel):
     id: str
     name: str
-    enrollments: list[str]
+    enrollments: list[str] = Field(
+        description="the members' enrollment ids, oldest membership first: all of them when "
+        "there are at most enrollments_limit (default 1000), otherwise the page that "
+        "enrollments_limit and enrollments_offset choose"
+    )
+    enrollment_count: int = Field(description="how many enrollments the collection holds")
     unknown: bool
     created: str
     updated: str

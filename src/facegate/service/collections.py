@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from facegate.errors import BadRequest
 from facegate.service.common import Tenant, get_owned, new_id, utcnow
@@ -15,12 +15,17 @@ from facegate.store.db import Database
 from facegate.store.models import Collection, CollectionMember, Enrollment, TrainedEmbedding
 
 MAX_NAME_LENGTH = 512
+# GET /v1/collection lists at most this many member ids per collection unless asked otherwise:
+# every id of a small collection (the seed's listing), not megabytes for a million members.
+DEFAULT_ENROLLMENTS_LIMIT = 1000
+MAX_ENROLLMENTS_LIMIT = 10000
 
 
 @dataclass(frozen=True)
 class CollectionView:
     id: str
     name: str
+    # One page of the members' ids (oldest membership first) and how many members there are.
     enrollments: list[str]
     unknowns: bool
     created: datetime
@@ -30,6 +35,7 @@ class CollectionView:
     trained_at: datetime | None
     # The trained snapshot's size and identify's threshold for it (None until trained).
     plan: ThresholdPlan | None = None
+    enrollment_count: int = 0
 
 
 class Collections:
@@ -93,22 +99,62 @@ class Collections:
             session.delete(collection)
         self._db.after_delete()
 
-    def list(self, tenant: Tenant) -> list[CollectionView]:
+    def list(
+        self,
+        tenant: Tenant,
+        *,
+        enrollments_limit: int = DEFAULT_ENROLLMENTS_LIMIT,
+        enrollments_offset: int = 0,
+    ) -> list[CollectionView]:
+        """Every collection of the tenant with the same page of each one's member ids: those
+        from ``enrollments_offset`` on, at most ``enrollments_limit`` (0: counts only)."""
+        if not 0 <= enrollments_limit <= MAX_ENROLLMENTS_LIMIT:
+            raise BadRequest(f"enrollments_limit: must be between 0 and {MAX_ENROLLMENTS_LIMIT}")
+        if enrollments_offset < 0:
+            raise BadRequest("enrollments_offset: must be 0 or more")
+        owned = Collection.owner_id == tenant.key_id
         with self._db.reading() as session:
             collections = session.scalars(
-                select(Collection)
-                .where(Collection.owner_id == tenant.key_id)
-                .order_by(Collection.created, Collection.id)
+                select(Collection).where(owned).order_by(Collection.created, Collection.id)
             ).all()
+            counts: dict[str, int] = {
+                collection_id: count
+                for collection_id, count in session.execute(
+                    select(CollectionMember.collection_id, func.count())
+                    .join(Collection, Collection.id == CollectionMember.collection_id)
+                    .where(owned)
+                    .group_by(CollectionMember.collection_id)
+                )
+            }
             members: dict[str, list[str]] = {c.id: [] for c in collections}
-            rows = session.execute(
-                select(CollectionMember.collection_id, CollectionMember.enrollment_id)
-                .join(Collection, Collection.id == CollectionMember.collection_id)
-                .where(Collection.owner_id == tenant.key_id)
-                .order_by(CollectionMember.added, CollectionMember.enrollment_id)
-            ).all()
-            for collection_id, enrollment_id in rows:
-                members[collection_id].append(enrollment_id)
+            if enrollments_limit > 0:
+                # Numbered per collection in the database (a window function: SQLite >= 3.25
+                # and PostgreSQL), so only the page's ids leave it, not every member's.
+                ranked = (
+                    select(
+                        CollectionMember.collection_id,
+                        CollectionMember.enrollment_id,
+                        func.row_number()
+                        .over(
+                            partition_by=CollectionMember.collection_id,
+                            order_by=(CollectionMember.added, CollectionMember.enrollment_id),
+                        )
+                        .label("place"),
+                    )
+                    .join(Collection, Collection.id == CollectionMember.collection_id)
+                    .where(owned)
+                    .subquery()
+                )
+                rows = session.execute(
+                    select(ranked.c.collection_id, ranked.c.enrollment_id)
+                    .where(
+                        ranked.c.place > enrollments_offset,
+                        ranked.c.place <= enrollments_offset + enrollments_limit,
+                    )
+                    .order_by(ranked.c.collection_id, ranked.c.place)
+                )
+                for collection_id, enrollment_id in rows:
+                    members[collection_id].append(enrollment_id)
             return [
                 CollectionView(
                     id=c.id,
@@ -121,6 +167,7 @@ class Collections:
                     status=status_of(c),
                     trained_at=c.trained_at,
                     plan=self._planner.effective(c),
+                    enrollment_count=counts.get(c.id, 0),
                 )
                 for c in collections
             ]

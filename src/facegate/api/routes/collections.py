@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +21,7 @@ from facegate.api.schemas import (
     CollectionRef,
     CollectionUpdate,
 )
+from facegate.service.collections import DEFAULT_ENROLLMENTS_LIMIT, MAX_ENROLLMENTS_LIMIT
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
@@ -81,15 +84,44 @@ async def delete_collection(
 
 @router.get(
     "/collection",
-    summary="Your collections, their enrollments and training state",
+    summary="Your collections, their enrollments (a page of ids per collection, and the count) "
+    "and training state",
     responses=responses(
         list[CollectionOut],
         example=examples.COLLECTIONS,
         message="collections listed successfully",
     ),
 )
-async def list_collections(tenant: TenantDep, services: ServicesDep) -> JSONResponse:
-    views = await run_in_threadpool(services.collections.list, tenant)
+async def list_collections(
+    tenant: TenantDep,
+    services: ServicesDep,
+    enrollments_limit: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_ENROLLMENTS_LIMIT,
+            description="member ids listed per collection (0: only enrollment_count); a "
+            "collection with no more members than this lists them all",
+            examples=[DEFAULT_ENROLLMENTS_LIMIT],
+        ),
+    ] = DEFAULT_ENROLLMENTS_LIMIT,
+    enrollments_offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            description="member ids to skip per collection (oldest membership first): the next "
+            "page starts at enrollments_offset + enrollments_limit while that is below "
+            "enrollment_count",
+            examples=[0],
+        ),
+    ] = 0,
+) -> JSONResponse:
+    views = await run_in_threadpool(
+        services.collections.list,
+        tenant,
+        enrollments_limit=enrollments_limit,
+        enrollments_offset=enrollments_offset,
+    )
     return ok([presenters.collection(v) for v in views], "collections listed successfully")
 
 

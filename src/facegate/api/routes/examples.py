@@ -57,6 +57,7 @@ COLLECTIONS = [
         "id": COLLECTION,
         "name": "Home",
         "enrollments": [GRACE, EILEEN],
+        "enrollment_count": 2,
         "unknown": False,
         "created": "2026-11-29T09:48:29.126059",
         "updated": "2026-11-29T09:48:48.110080",
