@@ -25,6 +25,7 @@ from facegate.client import (
     AsyncClient,
     BadRequest,
     Client,
+    Collection,
     FacegateClientError,
     InternalServerError,
     InvalidInput,
@@ -210,6 +211,35 @@ def test_collections_are_typed_with_utc_times() -> None:
     assert home.enrollment_ids == ("e1", "e2") and home.status == "ready"
     assert home.created == datetime(2026, 11, 29, 9, 48, 29, 126059, tzinfo=UTC)
     assert other.trained_at is None and not other.unknowns
+
+
+def test_collections_page_their_member_ids() -> None:
+    paged = COLLECTION | {"enrollments": ["e3"], "enrollment_count": 3}
+    recorder = Recorder(ok([COLLECTION]), ok([paged]))
+    with client_for(recorder) as fg:
+        (plain,) = fg.collections()
+        assert recorder.last.url.params == httpx.QueryParams()  # the seed's request by default
+        (page,) = fg.collections(enrollments_limit=2, enrollments_offset=2)
+    assert recorder.last.url.params == httpx.QueryParams(
+        {"enrollments_limit": "2", "enrollments_offset": "2"}
+    )
+    # A server without the count listed every id.
+    assert plain.enrollment_count == 2
+    assert page.enrollment_ids == ("e3",) and page.enrollment_count == 3
+
+
+def test_async_collections_page_their_member_ids() -> None:
+    recorder = Recorder(ok([COLLECTION | {"enrollments": [], "enrollment_count": 2}]))
+
+    async def flow() -> list[Collection]:
+        async with AsyncClient(
+            "http://fg.test", api_key="k", transport=httpx.MockTransport(recorder)
+        ) as fg:
+            return await fg.collections(enrollments_limit=0)
+
+    (counted,) = asyncio.run(flow())
+    assert recorder.last.url.params == httpx.QueryParams({"enrollments_limit": "0"})
+    assert counted.enrollment_ids == () and counted.enrollment_count == 2
 
 
 def test_train_and_wait_polls_until_training_is_over(sleeps: list[float]) -> None:

@@ -166,9 +166,17 @@ class Client(_Base):
         """Delete a collection (its enrollments stay)."""
         self._send(core.delete_collection(collection_id))
 
-    def collections(self) -> list[Collection]:
-        """Every collection of this API key."""
-        return self._send(core.list_collections())
+    def collections(
+        self, *, enrollments_limit: int | None = None, enrollments_offset: int = 0
+    ) -> list[Collection]:
+        """Every collection of this API key, each with one page of its member ids: at most
+        ``enrollments_limit`` (None: the server's default, 1000; 0: none) from
+        ``enrollments_offset`` on; ``enrollment_count`` is how many members there are."""
+        return self._send(
+            core.list_collections(
+                enrollments_limit=enrollments_limit, enrollments_offset=enrollments_offset
+            )
+        )
 
     def collection(self, collection_id: str) -> Collection:
         """One collection (NotFound if this key has none with that id)."""
@@ -318,8 +326,14 @@ class AsyncClient(_Base):
     async def delete_collection(self, collection_id: str) -> None:
         await self._send(core.delete_collection(collection_id))
 
-    async def collections(self) -> list[Collection]:
-        return await self._send(core.list_collections())
+    async def collections(
+        self, *, enrollments_limit: int | None = None, enrollments_offset: int = 0
+    ) -> list[Collection]:
+        return await self._send(
+            core.list_collections(
+                enrollments_limit=enrollments_limit, enrollments_offset=enrollments_offset
+            )
+        )
 
     async def collection(self, collection_id: str) -> Collection:
         return core.find_collection(await self.collections(), collection_id)

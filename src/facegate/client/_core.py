@@ -160,8 +160,16 @@ def delete_collection(collection_id: str) -> Call[None]:
     return Call("DELETE", "/v1/collection", _nothing, json={"collection_id": collection_id})
 
 
-def list_collections() -> Call[list[types.Collection]]:
-    return Call("GET", "/v1/collection", _collections)
+def list_collections(
+    *, enrollments_limit: int | None = None, enrollments_offset: int = 0
+) -> Call[list[types.Collection]]:
+    # Only what was asked is sent: by default the request is the seed's plain GET.
+    params: dict[str, str] = {}
+    if enrollments_limit is not None:
+        params["enrollments_limit"] = str(enrollments_limit)
+    if enrollments_offset:
+        params["enrollments_offset"] = str(enrollments_offset)
+    return Call("GET", "/v1/collection", _collections, params=params)
 
 
 def train(collection_id: str) -> Call[str]:

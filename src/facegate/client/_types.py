@@ -100,6 +100,9 @@ class Collection:
     updated: datetime
     trained_at: datetime | None
     owner: str  # the id of the API key that created it
+    # How many members it has; enrollment_ids is one page of them when there are more than the
+    # listing's enrollments_limit.
+    enrollment_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,8 @@ def collection(raw: dict[str, Any]) -> Collection:
         updated=_time(raw["updated"]),
         trained_at=_time(trained_at) if trained_at else None,
         owner=str(raw.get("owner", "")),
+        # A server older than the count listed every id.
+        enrollment_count=int(raw.get("enrollment_count", len(raw["enrollments"]))),
     )
 
 

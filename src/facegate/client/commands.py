@@ -141,7 +141,8 @@ def _identification_lines(label: str, result: Identification) -> list[str]:
 
 def _collection_line(entry: Collection) -> str:
     trained = entry.trained_at.isoformat(timespec="seconds") if entry.trained_at else "never"
-    members = len(entry.enrollment_ids)
+    # The count, not the listed ids: a large collection lists one page of them.
+    members = entry.enrollment_count
     flags = ", unknowns" if entry.unknowns else ""
     return (
         f"{entry.id}\t{entry.name}\t{entry.status}{flags}\t"
@@ -225,7 +226,8 @@ def cmd_detect(client: Client, args: argparse.Namespace) -> int:
 def resolve_collection(client: Client, value: str, *, create: bool) -> tuple[str, bool]:
     """The collection ``value`` names, by id or else by name (so a script can say "Friends");
     with ``create``, a collection of that name is made when there is none. Whether it was."""
-    entries = client.collections()
+    # Ids and names are enough here: no member ids (a large collection has many).
+    entries = client.collections(enrollments_limit=0)
     if any(entry.id == value for entry in entries):
         return value, False
     named = [entry for entry in entries if entry.name == value]
