@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy.dialects import postgresql, sqlite
 
 from facegate.config import Settings
 from facegate.service.common import Tenant, utcnow
 from facegate.service.container import Services
 from facegate.service.decision import OpenSetPlanner
-from facegate.service.training import Trainer, TrainingStatus, process_id
+from facegate.service.training import Trainer, TrainingStatus, process_id, sweep_candidates
 from facegate.store.models import Collection
 
 if TYPE_CHECKING:
@@ -237,3 +238,10 @@ def test_a_failed_job_releases_its_lease(
     a.shutdown()
     row = _row(services, collection)
     assert (row.training, row.training_owner, row.training_lease_until) == (False, None, None)
+
+
+def test_the_sweep_skips_rows_other_sweepers_hold_on_postgresql() -> None:
+    query = sweep_candidates(utcnow())
+    assert "FOR UPDATE SKIP LOCKED" in str(query.compile(dialect=postgresql.dialect()))
+    # SQLite has no row locks (its writers run one at a time): the clause is left out.
+    assert "FOR UPDATE" not in str(query.compile(dialect=sqlite.dialect()))

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
@@ -139,13 +139,7 @@ class Trainer:
         with self._db.transaction() as session:
             # SKIP LOCKED (PostgreSQL; SQLite ignores it and serialises writers): rows another
             # sweeper is claiming right now are passed over, not waited on.
-            candidates = session.scalars(
-                select(Collection.id)
-                .where(Collection.training, _lease_free(now))
-                .order_by(Collection.updated)
-                .limit(SWEEP_BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
+            candidates = session.scalars(sweep_candidates(now)).all()
             claimed = [cid for cid in candidates if self._claim_in(session, cid, now)]
         for collection_id in claimed:
             self._queue(collection_id)
@@ -316,6 +310,17 @@ class Trainer:
                     self.sweep()
             except Exception:
                 log.exception("training lease round failed")
+
+
+def sweep_candidates(now: datetime) -> Select[str]:
+    """Collections whose job waits for an owner, oldest change first, rows locked as read."""
+    return (
+        select(Collection.id)
+        .where(Collection.training, _lease_free(now))
+        .order_by(Collection.updated)
+        .limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _lease_free(now: datetime) -> ColumnElement[bool]:
