@@ -173,3 +173,18 @@ class Settings(BaseSettings):
     # Training warns (log and collection listing) when the target leaves an expected
     # true-positive identification rate (a probe of an enrolled person named) below this.
     identify_warn_tpir: float = Field(default=0.9, ge=0.0, le=1.0)
+
+    # Training jobs shared by every process on one database (service/training.py). A job is
+    # held under a lease that its process renews by heartbeat while it runs; a process that dies
+    # stops renewing, and any live process's sweeper claims the job once the lease has expired.
+    # With these defaults a dead owner's job is taken over within lease + sweep = 20 s (and
+    # finished a moment later): keep the heartbeat well under the lease, so that a slow
+    # database write does not let a live owner's lease lapse.
+    training_lease_s: float = Field(default=15.0, gt=0.0)
+    training_heartbeat_s: float = Field(default=5.0, gt=0.0)
+    # Seconds between sweeps for expired jobs; 0 disables this process's sweeper (it still runs
+    # the jobs it was asked for, and resumes expired ones at start).
+    training_sweep_s: float = Field(default=5.0, ge=0.0)
+    # Test-only: seconds a job waits, holding and renewing its lease, before it takes the
+    # snapshot, so that a test can kill its process mid-job. Never set it in production.
+    training_test_delay_s: float = Field(default=0.0, ge=0.0)

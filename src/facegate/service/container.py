@@ -44,7 +44,7 @@ class Services:
     def build(cls, settings: Settings, engine: Engine, database: Database) -> Services:
         reader = FaceReader(engine, settings)
         planner = OpenSetPlanner(settings, engine)
-        trainer = Trainer(database, planner, engine.recipe.key)
+        trainer = Trainer(database, planner, engine.recipe.key, settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -76,6 +76,8 @@ class Services:
         resumed = self.trainer.resume_interrupted()
         if resumed:
             log.info("resumed interrupted training", extra={"collections": resumed})
+        # Heartbeats for the jobs this process holds, and the sweep for jobs whose owner died.
+        self.trainer.start()
         if self.keys.active_count() == 0:
             log.warning(
                 "no API key exists yet, so every request will be refused with 401; create one "

@@ -9,16 +9,38 @@ snapshot's size in enrollments and embeddings of the running recipe, and the thr
 score that holds the target false-positive identification rate at that size, so identify does
 no extra work per request. A size at which that threshold leaves a low expected TPIR is warned
 about in the log and in the collection's listing.
+
+Training is a job in the database, shared by every process on it. ``training`` says a job is
+pending; ``training_owner`` and ``training_lease_until`` say which process holds it and until
+when. The process asked to train claims the job at once and renews its lease by heartbeat while
+it runs; every process also sweeps now and then for jobs whose lease has expired (their owner
+died, or they were never claimed) and claims them. A claim is one conditional UPDATE whose
+WHERE says "the lease is free or expired", checked by its row count: SQLite runs writers one at
+a time and PostgreSQL re-checks the WHERE under the row's lock, so two processes never both win.
+The sweep's candidates are read ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that sweepers pass
+over each other's rows instead of queueing on them. Should a lease lapse while its owner still
+runs (a stall longer than the lease), two processes take the same snapshot: harmless, since the
+snapshot is a function of the rows and each one is written in a single locked transaction.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, Select, delete, func, insert, literal, or_, select, update
+from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.orm import Session
 
+from facegate.config import Settings
 from facegate.errors import Unavailable
 from facegate.service.common import Tenant, get_owned, utcnow
 from facegate.service.decision import OpenSetPlanner
@@ -45,17 +67,47 @@ def status_of(collection: Collection) -> TrainingStatus:
     return TrainingStatus.STALE
 
 
+# Collections claimed per sweep: a bound on one transaction, not on throughput (the next sweep
+# takes the rest).
+SWEEP_BATCH = 32
+
+
+def process_id() -> str:
+    """This process's name as a lease owner: host and pid say who, the random part tells apart
+    a restarted process that got the same pid (its old leases must still expire)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class Trainer:
-    def __init__(self, database: Database, planner: OpenSetPlanner, recipe: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        planner: OpenSetPlanner,
+        recipe: str,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+    ) -> None:
         self._db = database
         self._planner = planner
         self._recipe = recipe  # the running recipe: the only embeddings identify searches
+        self._settings = settings
+        self.owner = owner or process_id()
+        self._lease = timedelta(seconds=self._settings.training_lease_s)
         # One worker: training is cheap I/O; serial jobs never fight over the same rows.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facegate-train")
         self._closed = False
+        self._stopping = threading.Event()
+        # Jobs this process holds (queued or running): the heartbeat renews exactly these.
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        self._background: threading.Thread | None = None
 
     def request(self, tenant: Tenant, collection_id: str) -> str:
-        """Mark the collection as training and queue the job; returns at once."""
+        """Mark the collection as training, claim its job and queue it; returns at once.
+
+        A job another live process already holds is left to it (it snapshots the rows as they
+        are when it runs, this request's state included)."""
         self.ensure_open()
         with self._db.transaction() as session:
             collection = get_owned(session, Collection, collection_id, tenant)
@@ -67,13 +119,72 @@ class Trainer:
         if self._closed:
             raise Unavailable("the server is shutting down; retry in a moment")
 
+    def start(self) -> None:
+        """The background thread: heartbeats for held jobs and, when enabled, the sweeper."""
+        if self._background is not None:
+            return
+        self._background = threading.Thread(
+            target=self._background_loop, name="facegate-train-lease", daemon=True
+        )
+        self._background.start()
+
     def resume_interrupted(self) -> int:
-        """Queue again the jobs a stopped process left marked as training."""
-        with self._db.reading() as session:
-            ids = session.scalars(select(Collection.id).where(Collection.training)).all()
-        for collection_id in ids:
-            self.submit(collection_id)
-        return len(ids)
+        """Claim and queue the jobs whose lease is free or expired (a stopped or dead process's);
+        the number queued."""
+        return self.sweep()
+
+    def sweep(self) -> int:
+        """Claim every job whose lease is free or expired, up to a batch, and queue them."""
+        now = utcnow()
+        with self._db.transaction() as session:
+            # SKIP LOCKED (PostgreSQL; SQLite ignores it and serialises writers): rows another
+            # sweeper is claiming right now are passed over, not waited on.
+            candidates = session.scalars(sweep_candidates(now)).all()
+            claimed = [cid for cid in candidates if self._claim_in(session, cid, now)]
+        for collection_id in claimed:
+            self._queue(collection_id)
+        if claimed:
+            log.info("claimed training jobs", extra={"collections": claimed, "owner": self.owner})
+        return len(claimed)
+
+    def claim(self, collection_id: str) -> bool:
+        """Take the job's lease if it is free, expired or already this process's; atomic."""
+        with self._db.transaction() as session:
+            return self._claim_in(session, collection_id, utcnow())
+
+    def renew(self) -> int:
+        """Extend the leases of the jobs this process holds (the heartbeat); how many were."""
+        with self._held_lock:
+            held = sorted(self._held)
+        if not held:
+            return 0
+        with self._db.transaction() as session:
+            result = session.execute(
+                update(Collection)
+                .where(Collection.id.in_(held), Collection.training_owner == self.owner)
+                .values(training_lease_until=utcnow() + self._lease)
+                .execution_options(synchronize_session=False)
+            )
+        return _rowcount(result)
+
+    def held(self) -> set[str]:
+        with self._held_lock:
+            return set(self._held)
+
+    def _claim_in(self, session: Session, collection_id: str, now: datetime) -> bool:
+        # The WHERE is the whole claim: evaluated under the write lock, so exactly one
+        # concurrent claimer sees a row count of 1.
+        result = session.execute(
+            update(Collection)
+            .where(
+                Collection.id == collection_id,
+                Collection.training,
+                or_(_lease_free(now), Collection.training_owner == self.owner),
+            )
+            .values(training_owner=self.owner, training_lease_until=now + self._lease)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
 
     def train(self, collection_id: str) -> bool:
         """Take the snapshot now (the job itself). False when the collection no longer exists."""
@@ -114,6 +225,8 @@ class Trainer:
             collection.trained_at = utcnow()
             collection.snapshot_version += 1
             collection.training = False
+            collection.training_owner = None
+            collection.training_lease_until = None
         extra = {
             "collection_id": collection_id,
             "people": plan.people,
@@ -130,21 +243,45 @@ class Trainer:
 
     def shutdown(self) -> None:
         self._closed = True
+        self._stopping.set()
         self._executor.shutdown(wait=True, cancel_futures=False)
+        if self._background is not None:
+            self._background.join()
+            self._background = None
 
     def submit(self, collection_id: str) -> Future[None] | None:
-        """Queue a job for a collection already marked ``training`` in a committed transaction."""
+        """Claim and queue the job of a collection already marked ``training`` in a committed
+        transaction. None when another live process holds it, or this one is shutting down."""
+        if self._closed:
+            self._deferred(collection_id)
+            return None
+        if not self.claim(collection_id):
+            log.info("training job held by another process", extra={"collection_id": collection_id})
+            return None
+        return self._queue(collection_id)
+
+    def _queue(self, collection_id: str) -> Future[None] | None:
+        with self._held_lock:
+            self._held.add(collection_id)
         try:
             return self._executor.submit(self._run, collection_id)
         except RuntimeError:
-            # Shut down in between: the flag stays set and the next start resumes the job.
-            log.warning(
-                "training deferred to the next start", extra={"collection_id": collection_id}
-            )
+            with self._held_lock:
+                self._held.discard(collection_id)
+            self._deferred(collection_id)
             return None
+
+    def _deferred(self, collection_id: str) -> None:
+        # Shut down in between: the flag stays set and the lease (if any) lapses, so another
+        # process's sweep, or the next start, runs the job.
+        log.warning("training deferred to another process", extra={"collection_id": collection_id})
 
     def _run(self, collection_id: str) -> None:
         try:
+            delay = self._settings.training_test_delay_s
+            if delay > 0:
+                # Test-only (settings): the lease is held and renewed meanwhile.
+                self._stopping.wait(delay)
             self.train(collection_id)
         except Exception:
             log.exception("training failed", extra={"collection_id": collection_id})
@@ -152,3 +289,47 @@ class Trainer:
                 collection = session.get(Collection, collection_id)
                 if collection is not None:
                     collection.training = False
+                    collection.training_owner = None
+                    collection.training_lease_until = None
+        finally:
+            with self._held_lock:
+                self._held.discard(collection_id)
+
+    def _background_loop(self) -> None:
+        heartbeat = self._settings.training_heartbeat_s
+        sweep_every = self._settings.training_sweep_s
+        tick = min(heartbeat, sweep_every) if sweep_every > 0 else heartbeat
+        next_sweep = time.monotonic() + sweep_every
+        while not self._stopping.wait(tick):
+            # A failed round (database briefly unreachable, locked past the busy timeout) is
+            # logged and retried next tick: the thread must outlive it.
+            try:
+                self.renew()
+                if sweep_every > 0 and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self.sweep()
+            except Exception:
+                log.exception("training lease round failed")
+
+
+def sweep_candidates(now: datetime) -> Select[str]:
+    """Collections whose job waits for an owner, oldest change first, rows locked as read."""
+    return (
+        select(Collection.id)
+        .where(Collection.training, _lease_free(now))
+        .order_by(Collection.updated)
+        .limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Collection.training_owner.is_(None),
+        Collection.training_lease_until.is_(None),
+        Collection.training_lease_until < now,
+    )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return result.rowcount if isinstance(result, CursorResult) else 0

@@ -72,6 +72,10 @@ class Collection(Base):
     trained_revision: Mapped[int | None] = mapped_column(Integer, default=None)
     trained_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
     training: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The training job's lease (service/training.py): which process holds it (host, pid and a
+    # random part) and until when; NULL owner or a past expiry: any process may claim it.
+    training_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    training_lease_until: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
     snapshot_version: Mapped[int] = mapped_column(Integer, default=0)
     # What training computed for identify's decision (service/decision.py): the snapshot's size
     # (enrollments and embeddings of the running recipe), the threshold on the score for the

@@ -1,0 +1,128 @@
+"""Two servers on one SQLite file: the one holding a training job is SIGKILLed, the other takes
+the job over once the lease expires, and the collection becomes ``ready`` (issue 11).
+
+No models are loaded (training needs none): the member is written straight into the store, as
+enrolling it would load the recogniser. Server A runs its jobs after a deliberate delay (the
+test-only ``training_test_delay_s``), so it is killed holding the lease; its own sweeper is off.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from facegate.config import Settings
+from facegate.eval.serve_process import ServeProcess
+from facegate.service.keys import CreatedKey, create_key
+
+pytestmark = pytest.mark.integration
+
+LEASE_S = 2.0
+SWEEP_S = 0.25
+# From A's death to `ready` on B: the lease's remainder, one sweep and the job, with room for a
+# loaded machine; far under what the defaults promise (~20 s).
+TAKEOVER_BOUND_S = 15.0
+STARTUP_TIMEOUT_S = 120
+
+
+def _env(**settings: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FACEGATE_RATE_LIMIT_PER_MINUTE": "0",
+        "FACEGATE_WARM_UP_ON_START": "false",
+        "FACEGATE_TRAINING_LEASE_S": str(LEASE_S),
+        "FACEGATE_TRAINING_HEARTBEAT_S": "0.25",
+        **{f"FACEGATE_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
+def _rows(database: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess, CreatedKey]]:
+    data_dir = tmp_path / "data"
+    # Made before either server starts, so that the store is migrated once, not by two at once.
+    key = create_key(Settings(data_dir=data_dir), "alice")
+    b = ServeProcess(data_dir, tmp_path / "b.log", env=_env(training_sweep_s=str(SWEEP_S)))
+    a = ServeProcess(
+        data_dir,
+        tmp_path / "a.log",
+        env=_env(training_sweep_s="0", training_test_delay_s="600"),
+    )
+    try:
+        for server in (a, b):
+            server.wait_until("/healthz", lambda r: r.status_code == 200, STARTUP_TIMEOUT_S)
+        yield a, b, key
+    finally:
+        for server in (a, b):
+            if server.process.poll() is None:
+                server.stop()
+
+
+def test_a_killed_owners_training_is_finished_by_another_process(
+    tmp_path: Path, servers: tuple[ServeProcess, ServeProcess, CreatedKey]
+) -> None:
+    a, b, key = servers
+    database = tmp_path / "data" / "facegate.db"
+    headers = {"x-api-key": key.secret}
+    created = httpx.post(f"{a.url}/v1/collection", headers=headers, json={"name": "c"}, timeout=30)
+    collection = created.json()["data"]["collection_id"]
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO enrollments (id, owner_id, name, created, updated) "
+            "VALUES ('e1', ?, 'Ada', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            (key.key_id,),
+        )
+        connection.execute(
+            "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
+            "VALUES ('e1', 0, ?, 'test', '2026-01-01 00:00:00')",
+            (bytes(128 * 4),),
+        )
+        connection.execute(
+            "INSERT INTO collection_members (collection_id, enrollment_id, added) "
+            "VALUES (?, 'e1', '2026-01-01 00:00:00')",
+            (collection,),
+        )
+
+    trained = httpx.post(
+        f"{a.url}/v1/train", headers=headers, json={"collection_id": collection}, timeout=30
+    )
+    assert trained.status_code == 200, trained.text
+    [(training, owner)] = _rows(
+        database, "SELECT training, training_owner FROM collections WHERE id = ?", collection
+    )
+    assert training == 1
+    assert isinstance(owner, str) and f":{a.process.pid}:" in owner, owner
+
+    a.process.send_signal(signal.SIGKILL)
+    a.process.wait(timeout=30)
+    killed_at = time.monotonic()
+
+    listing: list[dict[str, object]] = []
+    while time.monotonic() - killed_at < TAKEOVER_BOUND_S:
+        listing = httpx.get(f"{b.url}/v1/collection", headers=headers, timeout=30).json()["data"]
+        if [c["status"] for c in listing] == ["ready"]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"not ready {TAKEOVER_BOUND_S} s after the kill: {listing}\n{b.log_tail()}")
+
+    assert _rows(database, "SELECT count(*) FROM collections WHERE training") == [(0,)]
+    assert _rows(database, "SELECT training_owner, training_lease_until FROM collections") == [
+        (None, None)
+    ]
+    snapshot = _rows(
+        database, "SELECT count(*) FROM trained_embeddings WHERE collection_id = ?", collection
+    )
+    assert snapshot == [(1,)]
+    assert "claimed training jobs" in b.log_tail(100_000)
