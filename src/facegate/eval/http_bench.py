@@ -24,13 +24,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facegate.config import TTA, Settings
-from facegate.eval.serve_process import ServeProcess
+from facegate.eval.serve_process import ServeProcess, start_ready
 from facegate.service.inference import resolve_workers
 from facegate.service.keys import create_key
 
 PERSON = "George_W_Bush"
 CLIENTS = (1, 2, 4)
-STARTUP_TIMEOUT_S = 300
 
 
 def _lfw_images(data_dir: Path, count: int) -> list[bytes]:
@@ -46,17 +45,8 @@ def _b64(data: bytes) -> str:
 
 
 def _start_server(data_dir: Path, tta: TTA) -> ServeProcess:
-    # The child reads its settings the documented way: a .env in its working folder.
-    workdir = data_dir / f"server-{tta}"
-    workdir.mkdir()
-    (workdir / ".env").write_text(f"FACEGATE_TTA={tta}\nFACEGATE_RATE_LIMIT_PER_MINUTE=0\n")
-    server = ServeProcess(data_dir, workdir / "server.log", cwd=workdir)
-    try:
-        server.wait_until("/readyz", lambda r: r.status_code == 200, STARTUP_TIMEOUT_S)
-    except RuntimeError:
-        server.stop()
-        raise
-    return server
+    settings = {"FACEGATE_TTA": tta, "FACEGATE_RATE_LIMIT_PER_MINUTE": "0"}
+    return start_ready(data_dir, data_dir / f"server-{tta}", settings)
 
 
 def _throughput(

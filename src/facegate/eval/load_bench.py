@@ -36,10 +36,9 @@ import httpx
 from PIL import Image
 
 from facegate.config import Settings
-from facegate.eval.serve_process import ServeProcess
+from facegate.eval.serve_process import ServeProcess, start_ready
 from facegate.service.keys import create_key
 
-STARTUP_TIMEOUT_S = 300
 REQUEST_TIMEOUT_S = 120
 # Face centres (x, y) of the six people in t1.jpg; crops of 260 px around them are portraits.
 GROUP_CENTRES = ((517, 337), (111, 328), (960, 130), (320, 205), (791, 406), (1179, 336))
@@ -84,17 +83,8 @@ def b64(data: bytes) -> str:
 def start_server(root: Path, name: str, env: dict[str, str] | None = None) -> ServeProcess:
     """``facegate serve`` on a free port with the data folder ``root/data``; settings from a
     ``.env`` in its own working folder (the documented way)."""
-    workdir = root / name
-    workdir.mkdir(exist_ok=True)
     settings = {"FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **(env or {})}
-    (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    server = ServeProcess(root / "data", workdir / "server.log", cwd=workdir)
-    try:
-        server.wait_until("/readyz", lambda r: r.status_code == 200, STARTUP_TIMEOUT_S)
-    except RuntimeError:
-        server.stop()
-        raise
-    return server
+    return start_ready(root / "data", root / name, settings)
 
 
 @dataclass(frozen=True)

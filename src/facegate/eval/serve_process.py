@@ -14,6 +14,9 @@ import httpx
 
 import facegate
 
+# Model conversion and loading on a busy 2-core machine can take minutes at the first start.
+STARTUP_TIMEOUT_S = 300
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -91,3 +94,18 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def start_ready(data_dir: Path, workdir: Path, settings: Mapping[str, str]) -> ServeProcess:
+    """A server on ``data_dir`` that reads ``settings`` the documented way (a ``.env`` in its
+    own working folder ``workdir``), once ``/readyz`` answers 200; stopped again if it never
+    does (RuntimeError with its log)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    server = ServeProcess(data_dir, workdir / "server.log", cwd=workdir)
+    try:
+        server.wait_until("/readyz", lambda r: r.status_code == 200, STARTUP_TIMEOUT_S)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
