@@ -8,7 +8,6 @@ Settings choose the detector and the recogniser (``FACEGATE_DETECTOR``, ``FACEGA
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -41,15 +40,22 @@ def _mtcnn_file(name: str, sha256: str) -> ModelFile:
     return ModelFile("mtcnn", f"assets/weights/{name}", sha256, _MTCNN)
 
 
-def converted(spec: ModelSpec, context: LoadContext, convert: Callable[[Path], bytes]) -> bytes:
-    """The ONNX bytes converted from the spec's first file, cached in the data folder under a
-    name that carries the source's digest and the converter's version."""
+Rewrite = Callable[[onnx.ModelProto], onnx.ModelProto]
+
+
+def converted(spec: ModelSpec, context: LoadContext, *rewrites: Rewrite) -> bytes:
+    """The spec's first file (an ONNX graph) after ``rewrites``, in order, checked; cached in
+    the data folder under a name that carries the source's digest and the converter's version."""
     source = spec.file()
     digest = file_sha256(source)[:16]
     target = context.cache_dir / f"{spec.name}.{digest}.c{CONVERTER_VERSION}.onnx"
     if target.is_file():
         return target.read_bytes()
-    data = convert(source)
+    model = onnx.load(str(source))
+    for rewrite in rewrites:
+        model = rewrite(model)
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
     atomic_write(target, data)
     return data
 
@@ -58,19 +64,14 @@ def _load_yunet(spec: ModelSpec, context: LoadContext) -> Any:
     from facegate.engine.yunet import YuNetConfig, YuNetDetector
     from facegate.engine.zoo_onnx import dequantize_weights, free_spatial_input
 
-    def convert(source: Path) -> bytes:
-        model = free_spatial_input(dequantize_weights(onnx.load(str(source))))
-        onnx.checker.check_model(model)
-        data: bytes = model.SerializeToString()
-        return data
-
     settings = context.settings
     config = YuNetConfig(
         score_threshold=settings.yunet_score_threshold,
         min_face_size=settings.min_face_size,
         max_side=settings.detect_max_side,
     )
-    return YuNetDetector(cpu_session(converted(spec, context, convert), context.threads), config)
+    graph = converted(spec, context, dequantize_weights, free_spatial_input)
+    return YuNetDetector(cpu_session(graph, context.threads), config)
 
 
 def _load_mtcnn(spec: ModelSpec, context: LoadContext) -> Any:
@@ -92,16 +93,9 @@ def _load_sface(spec: ModelSpec, context: LoadContext) -> Any:
     from facegate.engine.recognizers import SFaceRecognizer
     from facegate.engine.zoo_onnx import dequantize_weights, free_batch, rewrite_prelu
 
-    def convert(source: Path) -> bytes:
-        model = rewrite_prelu(free_batch(dequantize_weights(onnx.load(str(source)))))
-        onnx.checker.check_model(model)
-        data: bytes = model.SerializeToString()
-        return data
-
     assert spec.recipe is not None
-    return SFaceRecognizer(
-        spec.recipe, cpu_session(converted(spec, context, convert), context.threads)
-    )
+    graph = converted(spec, context, dequantize_weights, free_batch, rewrite_prelu)
+    return SFaceRecognizer(spec.recipe, cpu_session(graph, context.threads))
 
 
 def _load_dlib(spec: ModelSpec, context: LoadContext) -> Any:
