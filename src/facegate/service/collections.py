@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 
 from facegate.errors import BadRequest
-from facegate.service.common import Tenant, get_owned, new_id, utcnow
+from facegate.service.common import Tenant, check_page, get_owned, new_id, utcnow
 from facegate.service.decision import OpenSetPlanner, ThresholdPlan
 from facegate.service.training import Trainer, TrainingStatus, status_of
 from facegate.store.db import Database
@@ -108,10 +108,13 @@ class Collections:
     ) -> list[CollectionView]:
         """Every collection of the tenant with the same page of each one's member ids: those
         from ``enrollments_offset`` on, at most ``enrollments_limit`` (0: counts only)."""
-        if not 0 <= enrollments_limit <= MAX_ENROLLMENTS_LIMIT:
-            raise BadRequest(f"enrollments_limit: must be between 0 and {MAX_ENROLLMENTS_LIMIT}")
-        if enrollments_offset < 0:
-            raise BadRequest("enrollments_offset: must be 0 or more")
+        check_page(
+            enrollments_limit,
+            enrollments_offset,
+            lowest=0,
+            highest=MAX_ENROLLMENTS_LIMIT,
+            prefix="enrollments_",
+        )
         owned = Collection.owner_id == tenant.key_id
         with self._db.reading() as session:
             collections = session.scalars(

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from facegate.errors import FacegateError, NotFound
+from facegate.errors import BadRequest, FacegateError, NotFound
 from facegate.store.models import Collection, Enrollment
 
 # The longest id echoed back in an error message; longer input is cut so messages stay short.
@@ -65,3 +65,12 @@ def about(field: str, error: ErrorT) -> ErrorT:
     named.message = f"{field}: {error.message}"
     named.args = (named.message,)
     return named
+
+
+def check_page(limit: int, offset: int, *, lowest: int, highest: int, prefix: str = "") -> None:
+    """BadRequest unless ``lowest <= limit <= highest`` and ``offset >= 0``; the fields are
+    named ``{prefix}limit`` and ``{prefix}offset`` in the message."""
+    if not lowest <= limit <= highest:
+        raise BadRequest(f"{prefix}limit: must be between {lowest} and {highest}")
+    if offset < 0:
+        raise BadRequest(f"{prefix}offset: must be 0 or more")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from facegate.config import Settings
 from facegate.errors import BadRequest, TooManyImages
-from facegate.service.common import Tenant, get_owned, new_id, utcnow
+from facegate.service.common import Tenant, check_page, get_owned, new_id, utcnow
 from facegate.service.images import EnrolledFace, FaceReader
 from facegate.store.db import Database
 from facegate.store.models import (
@@ -166,10 +166,7 @@ class Enrollments:
         self, tenant: Tenant, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
     ) -> EnrollmentPage:
         """One page of the caller's enrollments, oldest first, and how many there are in all."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise BadRequest(f"limit: must be between 1 and {MAX_PAGE_SIZE}")
-        if offset < 0:
-            raise BadRequest("offset: must be 0 or more")
+        check_page(limit, offset, lowest=1, highest=MAX_PAGE_SIZE)
         owned = Enrollment.owner_id == tenant.key_id
         with self._db.reading() as session:
             total = session.scalar(select(func.count()).select_from(Enrollment).where(owned)) or 0
