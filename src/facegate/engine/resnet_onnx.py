@@ -42,9 +42,6 @@ Details that matter for parity with dlib:
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +66,7 @@ from facegate.engine.dlib_format import (
     parse_network,
 )
 from facegate.engine.onnx_graph import GraphBuilder
+from facegate.engine.registry import atomic_write, file_sha256
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -136,12 +134,12 @@ def ensure_resnet_onnx(dat_path: Path, cache_dir: Path) -> Path:
         return target
     model = build_resnet_onnx(dat_path)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, model.SerializeToString())
+    atomic_write(target, model.SerializeToString())
     return target
 
 
 def cached_model_name(dat_path: Path) -> str:
-    digest = _sha256_file(Path(dat_path))[:16]
+    digest = file_sha256(Path(dat_path))[:16]
     return f"{Path(dat_path).stem}.{digest}.c{CONVERTER_VERSION}.onnx"
 
 
@@ -345,28 +343,3 @@ def _emit_fc(builder: GraphBuilder, fc: FullyConnected, value: _Value) -> _Value
     if fc.biases is not None:
         out = builder.op("Add", [out, builder.const(fc.biases.reshape(1, -1), "fc_b")])
     return _Value(out, (num_outputs, 1, 1))
-
-
-# --------------------------------------------------------------------------
-# Caching helpers
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(target: Path, payload: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(tmp_name).replace(target)  # atomic rename (os.replace)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -12,7 +12,6 @@ from typing import Any
 
 import onnx
 
-from facegate.config import Settings
 from facegate.engine.models import cpu_session
 from facegate.engine.registry import (
     LoadContext,
@@ -236,7 +235,3 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _ENTRIES}
 
 def names(kind: ModelKind) -> list[str]:
     return [spec.name for spec in _ENTRIES if spec.kind is kind]
-
-
-def recognizer_spec(settings: Settings) -> ModelSpec:
-    return REGISTRY[settings.recognizer]
