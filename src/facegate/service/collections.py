@@ -82,8 +82,8 @@ class Collections:
                 )
                 collection.revision += 1
                 collection.updated = now
-            collection.training = True
-        self._trainer.submit(collection.id)
+            claimed = self._trainer.mark(session, collection)
+        self._trainer.queue_if_claimed(collection.id, claimed)
         return collection.id
 
     def delete(self, tenant: Tenant, collection_id: str) -> None:

@@ -111,9 +111,29 @@ class Trainer:
         self.ensure_open()
         with self._db.transaction() as session:
             collection = get_owned(session, Collection, collection_id, tenant)
-            collection.training = True
-        self.submit(collection.id)
+            claimed = self.mark(session, collection)
+        self.queue_if_claimed(collection.id, claimed)
         return collection.id
+
+    def mark(self, session: Session, collection: Collection) -> bool:
+        """Mark ``collection`` as training and claim its job, in the caller's transaction;
+        whether this process holds the job (then :meth:`queue_if_claimed` after the commit).
+
+        One transaction for both: marked and claimed apart, a job of this process finishing in
+        between cleared the flag, the claim found nothing to take, and the collection stayed
+        stale with no job queued (seen as a hang in eval ident)."""
+        collection.training = True
+        session.flush()
+        return not self._closed and self._claim_in(session, collection.id, utcnow())
+
+    def queue_if_claimed(self, collection_id: str, claimed: bool) -> None:
+        """After the commit of :meth:`mark`: queue the job this process claimed."""
+        if claimed:
+            self._queue(collection_id)
+        elif self._closed:
+            self._deferred(collection_id)
+        else:
+            log.info("training job held by another process", extra={"collection_id": collection_id})
 
     def ensure_open(self) -> None:
         if self._closed:
@@ -189,12 +209,16 @@ class Trainer:
     def train(self, collection_id: str) -> bool:
         """Take the snapshot now (the job itself). False when the collection no longer exists."""
         with self._db.transaction() as session:
+            # The delete comes first: on SQLite the transaction (and its write lock) starts at
+            # the first write, so the revision read after it is the one the snapshot matches
+            # (SQLite ignores FOR UPDATE; read before, a change committed in between was
+            # snapshotted under the older revision).
+            session.execute(
+                delete(TrainedEmbedding).where(TrainedEmbedding.collection_id == collection_id)
+            )
             collection = session.get(Collection, collection_id, with_for_update=True)
             if collection is None:
                 return False
-            session.execute(
-                delete(TrainedEmbedding).where(TrainedEmbedding.collection_id == collection.id)
-            )
             members = (
                 select(literal(collection.id), Embedding.id)
                 .join(CollectionMember, CollectionMember.enrollment_id == Embedding.enrollment_id)
@@ -248,17 +272,6 @@ class Trainer:
         if self._background is not None:
             self._background.join()
             self._background = None
-
-    def submit(self, collection_id: str) -> Future[None] | None:
-        """Claim and queue the job of a collection already marked ``training`` in a committed
-        transaction. None when another live process holds it, or this one is shutting down."""
-        if self._closed:
-            self._deferred(collection_id)
-            return None
-        if not self.claim(collection_id):
-            log.info("training job held by another process", extra={"collection_id": collection_id})
-            return None
-        return self._queue(collection_id)
 
     def _queue(self, collection_id: str) -> Future[None] | None:
         with self._held_lock:
