@@ -81,3 +81,11 @@ def test_operator_functions_and_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "fg_" not in listing  # secrets are never listed
     assert main(["keys", "revoke", "no-such-id", "--data-dir", str(tmp_path / "fresh")]) == 1
     assert "no API key with id 'no-such-id'" in capsys.readouterr().err
+
+
+def test_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from facegate.service import common
+
+    drawn = iter(["-leading-dash-id", "plain_id-ok"])
+    monkeypatch.setattr(common.secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert common.new_id() == "plain_id-ok"

@@ -26,8 +26,12 @@ class Tenant:
 
 
 def new_id() -> str:
-    """An opaque, URL-safe, unguessable id (128 random bits)."""
-    return secrets.token_urlsafe(16)
+    """An opaque, URL-safe, unguessable id (128 random bits) that never starts with "-": a
+    command line would read such an id as an option (facegate collections add C -x… failed)."""
+    while True:
+        candidate = secrets.token_urlsafe(16)
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def utcnow() -> datetime:
