@@ -99,8 +99,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = 0
     # Requests allowed to wait for an inference worker before new ones get 503.
     inference_queue_limit: int = 32
-    # Trained collections whose search index is kept in memory.
+    # Trained collections whose search index is kept in memory (exact) or mapped (approximate).
     index_cache_collections: int = 64
+    # SQLite: a trained snapshot with fewer embeddings is searched exactly in memory; a larger
+    # one through an approximate index (HNSW) that training builds in data_dir/index
+    # (BENCHMARKS.md: where exact stops being faster). PostgreSQL searches with pgvector.
+    exact_search_limit: int = 50_000
     # Load the models at start-up (readyz answers 503 until then) instead of on first use.
     warm_up_on_start: bool = True
     # Largest top_k accepted by /v1/identify.

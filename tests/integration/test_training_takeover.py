@@ -121,8 +121,13 @@ def test_a_killed_owners_training_is_finished_by_another_process(
     assert _rows(database, "SELECT training_owner, training_lease_until FROM collections") == [
         (None, None)
     ]
+    # B's snapshot holds the one enrollment: its revision and watermark cover its embedding.
     snapshot = _rows(
-        database, "SELECT count(*) FROM trained_embeddings WHERE collection_id = ?", collection
+        database,
+        "SELECT count(*) FROM embeddings e JOIN collection_members m "
+        "ON m.enrollment_id = e.enrollment_id JOIN collections c ON c.id = m.collection_id "
+        "WHERE c.id = ? AND m.added_revision <= c.trained_revision AND e.id <= c.trained_watermark",
+        collection,
     )
     assert snapshot == [(1,)]
     assert "claimed training jobs" in b.log_tail(100_000)

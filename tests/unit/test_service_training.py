@@ -13,7 +13,8 @@ from facegate.config import Settings
 from facegate.service.common import Tenant
 from facegate.service.container import Services
 from facegate.service.training import TrainingStatus
-from facegate.store.models import Collection, CollectionMember, Embedding, TrainedEmbedding
+from facegate.store.models import Collection, CollectionMember, Embedding
+from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import from_blob
 
 if TYPE_CHECKING:
@@ -29,6 +30,20 @@ def tenant(services: Services) -> Tenant:
 def _count(services: Services, model: type[object]) -> int:
     with services.database.reading() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _snapshot_size(services: Services, collection_id: str) -> int:
+    """Embeddings in the collection's trained snapshot, as identify would search it."""
+    with services.database.reading() as session:
+        collection = session.get_one(Collection, collection_id)
+        assert collection.trained_revision is not None
+        bounds = SnapshotBounds(
+            collection_id,
+            collection.trained_revision,
+            collection.trained_watermark or 0,
+            services.engine.recipe.key,
+        )
+        return int(session.scalar(bounds.select(func.count())) or 0)
 
 
 def _status(services: Services, tenant: Tenant, collection_id: str) -> TrainingStatus:
@@ -75,13 +90,31 @@ def test_snapshot_states_follow_changes(services: Services, tenant: Tenant, face
     )
     assert services.trainer.train(collection)
     assert _status(services, tenant, collection) is TrainingStatus.READY
-    assert _count(services, TrainedEmbedding) == 1
+    assert _snapshot_size(services, collection) == 1
 
     services.enrollments.add_images(tenant, alice, {"img0": faces.png(faces.alice)})
+    bob = services.enrollments.create(tenant, {"img0": faces.png(faces.bob)})
+    services.collections.add_enrollment(tenant, collection, bob)
+    services.trainer.shutdown()  # add_enrollment queued a job: wait for it
+    assert _snapshot_size(services, collection) == 3
+    assert _status(services, tenant, collection) is TrainingStatus.READY
+
+
+def test_a_snapshot_holds_only_what_was_there_when_it_was_taken(
+    services: Services, tenant: Tenant, faces: Faces
+) -> None:
+    collection = services.collections.create(tenant, "c")
+    alice = services.enrollments.create(
+        tenant, {"img0": faces.png(faces.alice)}, collection_id=collection
+    )
+    assert services.trainer.train(collection)
+    services.enrollments.add_images(tenant, alice, {"img0": faces.png(faces.alice)})
+    services.enrollments.create(tenant, {"img0": faces.png(faces.bob)}, collection_id=collection)
     assert _status(services, tenant, collection) is TrainingStatus.STALE
-    assert _count(services, TrainedEmbedding) == 1  # the snapshot is unchanged until retrained
+    # A new image of a member and a new member: neither is in the snapshot until retrained.
+    assert _snapshot_size(services, collection) == 1
     services.trainer.train(collection)
-    assert _count(services, TrainedEmbedding) == 2
+    assert _snapshot_size(services, collection) == 3
     assert _status(services, tenant, collection) is TrainingStatus.READY
 
 
@@ -112,7 +145,7 @@ def test_deleting_an_enrollment_removes_every_trace(
         version_before = session.get_one(Collection, collection).snapshot_version
     services.enrollments.delete(tenant, alice)
     assert _count(services, Embedding) == 1
-    assert _count(services, TrainedEmbedding) == 1
+    assert _snapshot_size(services, collection) == 1
     assert _count(services, CollectionMember) == 1
     with services.database.reading() as session:
         assert session.get_one(Collection, collection).snapshot_version > version_before
@@ -129,9 +162,8 @@ def test_deleting_a_collection_keeps_enrollments(
     assert (
         _count(services, Collection),
         _count(services, CollectionMember),
-        _count(services, TrainedEmbedding),
         _count(services, Embedding),
-    ) == (0, 0, 0, 1)
+    ) == (0, 0, 1)
     assert services.trainer.train(collection) is False
 
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from facegate.config import Settings
+from facegate.index.factory import make_gallery
 from facegate.service.common import Tenant, utcnow
 from facegate.service.container import Services
 from facegate.service.decision import OpenSetPlanner
@@ -38,7 +39,12 @@ def make_trainer(services: Services, settings: Settings, engine: FakeEngine) -> 
     def make(owner: str, **overrides: Any) -> Trainer:
         own = settings.model_copy(update=overrides)
         trainer = Trainer(
-            services.database, OpenSetPlanner(own, engine), engine.recipe.key, own, owner=owner
+            services.database,
+            OpenSetPlanner(own, engine),
+            engine.recipe,
+            make_gallery(own, services.database),
+            own,
+            owner=owner,
         )
         made.append(trainer)
         return trainer

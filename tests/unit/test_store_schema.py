@@ -8,13 +8,14 @@ import numpy as np
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import delete, func, inspect, select, text
 
 from facegate.config import Settings
 from facegate.engine.zoo import DLIB_RECIPE
 from facegate.store.db import Database
 from facegate.store.migrate import alembic_config
-from facegate.store.models import Base
+from facegate.store.models import Base, Collection, Embedding
+from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import from_blob, stack_blobs, to_blob
 
 
@@ -30,7 +31,7 @@ def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
     database.migrate()
     with database.engine.connect() as connection:
         assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         )
 
 
@@ -135,3 +136,77 @@ def test_snapshots_trained_before_0003_get_their_size(tmp_path: Path) -> None:
             )
         ).all()
     assert [tuple(r) for r in rows] == [("c1", 2, 3, None), ("c2", None, None, None)]
+
+
+def test_0006_keeps_every_trained_snapshot_as_a_revision(tmp_path: Path) -> None:
+    """Upgrading to the revision-based snapshot: a collection trained before a member joined
+    still identifies against what it was trained on, and ids of deleted rows are not reused."""
+    database = Database.from_settings(Settings(data_dir=tmp_path), migrate=False)
+    config = alembic_config()
+    stamp = "'2026-01-01 00:00:00'"
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_sha256, created) "
+                f"VALUES ('k', 'o', 'x', {stamp})"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO collections (id, owner_id, name, unknowns, created, updated, "
+                "revision, trained_revision, training, snapshot_version) VALUES "
+                f"('c1', 'k', 'c1', false, {stamp}, {stamp}, 2, 1, false, 1)"
+            )
+        )
+        for enrollment, images in (("e1", 2), ("e2", 1)):
+            connection.execute(
+                text(
+                    "INSERT INTO enrollments (id, owner_id, name, created, updated) "
+                    f"VALUES ('{enrollment}', 'k', NULL, {stamp}, {stamp})"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO collection_members (collection_id, enrollment_id, added) "
+                    f"VALUES ('c1', '{enrollment}', {stamp})"
+                )
+            )
+            for position in range(images):
+                connection.execute(
+                    text(
+                        "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
+                        f"VALUES ('{enrollment}', {position}, :v, 'r', {stamp})"
+                    ),
+                    {"v": to_blob(np.ones(128, np.float32))},
+                )
+        # Trained on e1 only (e2 joined afterwards: revision 2 > trained 1).
+        connection.execute(
+            text(
+                "INSERT INTO trained_embeddings SELECT 'c1', e.id FROM embeddings e "
+                "WHERE e.enrollment_id = 'e1'"
+            )
+        )
+    database.migrate()
+    with database.reading() as session:
+        collection = session.get_one(Collection, "c1")
+        assert collection.trained_revision == 1
+        bounds = SnapshotBounds(
+            "c1", collection.trained_revision, collection.trained_watermark or 0, "r"
+        )
+        held = session.execute(bounds.select(Embedding.enrollment_id)).scalars().all()
+        assert sorted(held) == ["e1", "e1"]
+        highest = session.scalar(select(func.max(Embedding.id)))
+    with database.transaction() as session:
+        session.execute(delete(Embedding).where(Embedding.id == highest))
+    with database.transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
+                f"VALUES ('e2', 5, :v, 'r', {stamp})"
+            ),
+            {"v": to_blob(np.ones(128, np.float32))},
+        )
+        assert session.scalar(select(func.max(Embedding.id))) == (highest or 0) + 1
+    assert "trained_embeddings" not in inspect(database.engine).get_table_names()

@@ -48,8 +48,12 @@ HALF_WRITTEN = {
     "memberships of a missing enrollment or collection": "SELECT count(*) FROM "
     "collection_members c WHERE NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.id = "
     "c.enrollment_id) OR NOT EXISTS (SELECT 1 FROM collections k WHERE k.id = c.collection_id)",
-    "snapshot rows of a missing embedding": "SELECT count(*) FROM trained_embeddings t WHERE "
-    "NOT EXISTS (SELECT 1 FROM embeddings m WHERE m.id = t.embedding_id)",
+    "snapshots of a revision the collection never reached": "SELECT count(*) FROM collections "
+    "WHERE trained_revision > revision OR trained_watermark > (SELECT coalesce(max(seq), 0) "
+    "FROM sqlite_sequence WHERE name = 'embeddings')",
+    "memberships of a revision the collection never reached": "SELECT count(*) FROM "
+    "collection_members c JOIN collections k ON k.id = c.collection_id "
+    "WHERE c.added_revision > k.revision",
 }
 
 

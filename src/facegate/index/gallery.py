@@ -1,81 +1,279 @@
-"""The in-process gallery: a collection's trained snapshot, read from the store, searched in memory.
+"""The in-process gallery (the embedded SQLite default): trained snapshots searched in memory.
 
-It implements the service's :class:`~facegate.service.ports.Gallery` port. Only embeddings of the
-running recipe are loaded; a snapshot that holds embeddings of other recipes only is refused with
-a 409 that says which recipe it holds and what to do.
+It implements the service's :class:`~facegate.service.ports.Gallery` port two ways, by the
+snapshot's size:
+
+- Exact, below ``settings.exact_search_limit`` embeddings: the snapshot's rows read from the
+  store into an :class:`ExactIndex`, cached per snapshot version. At that size reading and
+  scanning them costs milliseconds, less than an approximate index would save.
+- Approximate above it: training builds an HNSW index file (index/ann.py) in the data folder
+  before it records the snapshot, so no request ever waits for a build; the next training
+  updates that file with what changed (removes deleted rows, adds new ones) instead of
+  rebuilding it. Every process maps the file read-only. A search takes the index's nearest
+  candidates, re-reads their rows from the store — rows deleted since training are simply not
+  found: deletions act as a mask at once, without touching the index — and ranks them exactly.
+
+Only embeddings of the running recipe are searched; a snapshot that holds embeddings of other
+recipes only is refused with a 409 that says which recipe it holds and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from facegate.config import Settings
 from facegate.errors import RecipeMismatch
+from facegate.index import ann
 from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
-from facegate.service.ports import GalleryHit
+from facegate.service.ports import GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
-from facegate.store.models import Collection, Embedding, Enrollment, TrainedEmbedding
+from facegate.store.models import CollectionMember, Embedding, Enrollment
+from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import stack_blobs
 
+log = logging.getLogger("facegate.index")
 
-class SnapshotGallery:
-    def __init__(self, database: Database, cache: IndexCache) -> None:
+# Candidates taken from the approximate index per label asked for (and at least MIN_CANDIDATES):
+# several embeddings may belong to one person, and some candidates may have been deleted.
+CANDIDATES_PER_LABEL = 8
+MIN_CANDIDATES = 64
+# Rows read per statement when the store is asked for ids (SQLite's variable limit is 32766).
+ID_CHUNK = 10_000
+# An update that would change more than this share of the index rebuilds it instead (removed
+# nodes stay in an HNSW graph as tombstones, which cost speed and recall when they pile up).
+REBUILD_SHARE = 0.3
+
+
+def recipe_tag(recipe: str) -> str:
+    """A short, file-name-safe tag of a recipe key (which holds '@' and '/')."""
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
+
+
+class InProcessGallery:
+    def __init__(self, database: Database, settings: Settings) -> None:
         self._db = database
-        self._cache = cache
+        self._exact_limit = settings.exact_search_limit
+        self._root = settings.data_dir / "index"
+        self._exact = IndexCache(settings.index_cache_collections)
+        self._views = ann.ViewCache(settings.index_cache_collections)
+
+    # -- search (the request path) --------------------------------------------------------
 
     def search(
-        self,
-        collection_id: str,
-        snapshot_version: int,
-        recipe: str,
-        dimension: int,
-        queries: NDArray[np.float32],
-        k: int,
+        self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
     ) -> list[list[GalleryHit]]:
-        cached = self._cache.get(
-            f"{collection_id}/{recipe}",
-            snapshot_version,
-            lambda: self._build(collection_id, recipe, dimension),
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        path = self._path_for(snapshot)
+        if path is None:
+            return self._search_exact(snapshot, dimension, queries, k)
+        view = self._views.get(path)
+        return [self._search_one(snapshot.bounds, view, dimension, q, k) for q in queries]
+
+    def _path_for(self, snapshot: TrainedSnapshot) -> Path | None:
+        """The snapshot's index file, when it has one made for the running recipe."""
+        name = snapshot.index
+        if name is None or not Path(name).name.startswith(recipe_tag(snapshot.bounds.recipe)):
+            return None
+        return self._root / name
+
+    def _search_exact(
+        self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
+    ) -> list[list[GalleryHit]]:
+        bounds = snapshot.bounds
+        cached = self._exact.get(
+            f"{bounds.collection_id}/{bounds.recipe}",
+            snapshot.version,
+            lambda: self._read_exact(snapshot, dimension),
         )
         return [
             [GalleryHit(h.label, cached.names.get(h.label), h.distance) for h in hits]
             for hits in cached.index.search(queries, k)
         ]
 
-    def _build(self, collection_id: str, recipe: str, dimension: int) -> CachedIndex:
+    def _read_exact(self, snapshot: TrainedSnapshot, dimension: int) -> CachedIndex:
+        bounds = snapshot.bounds
         with self._db.reading() as session:
-            version = session.scalar(
-                select(Collection.snapshot_version).where(Collection.id == collection_id)
-            )
-            snapshot = (
-                select(Embedding.enrollment_id, Embedding.vector, Enrollment.name, Embedding.recipe)
-                .join(TrainedEmbedding, TrainedEmbedding.embedding_id == Embedding.id)
-                .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
-                .where(TrainedEmbedding.collection_id == collection_id)
-            )
-            rows = session.execute(snapshot.where(Embedding.recipe == recipe)).all()
+            rows = session.execute(
+                bounds.select(Embedding.enrollment_id, Embedding.vector, Enrollment.name).join(
+                    Enrollment, Enrollment.id == Embedding.enrollment_id
+                )
+            ).all()
             if not rows:
-                others = session.execute(
-                    select(Embedding.recipe, func.count())
-                    .join(TrainedEmbedding, TrainedEmbedding.embedding_id == Embedding.id)
-                    .where(TrainedEmbedding.collection_id == collection_id)
-                    .group_by(Embedding.recipe)
-                ).all()
-                if others:
-                    raise RecipeMismatch.holding(
-                        f"the trained snapshot of collection {collection_id!r}",
-                        {r: int(n) for r, n in others},
-                        recipe,
-                        "Enroll its people again on this server (PUT /v1/enroll with their "
-                        "images) and retrain it (POST /v1/train)",
-                    )
+                refuse_other_recipes(session, bounds)
         labels = [row[0] for row in rows]
         vectors = stack_blobs([row[1] for row in rows], dimension)
-        names = {row[0]: row[2] for row in rows}
         return CachedIndex(
-            version=int(version) if version is not None else -1,
-            index=ExactIndex(vectors, labels),
-            names=names,
+            snapshot.version, ExactIndex(vectors, labels), {r[0]: r[2] for r in rows}
+        )
+
+    def _search_one(
+        self,
+        bounds: SnapshotBounds,
+        view: ann.Index,
+        dimension: int,
+        query: NDArray[np.float32],
+        k: int,
+    ) -> list[GalleryHit]:
+        wanted = max(MIN_CANDIDATES, CANDIDATES_PER_LABEL * k)
+        while True:
+            keys = ann.candidates(view, query[np.newaxis, :], wanted)[0]
+            hits = self._rank(bounds, dimension, query, keys, k)
+            # Enough people found, or every vector of the index was a candidate.
+            if len(hits) >= k or wanted >= len(view):
+                return hits
+            wanted *= 4
+
+    def _rank(
+        self,
+        bounds: SnapshotBounds,
+        dimension: int,
+        query: NDArray[np.float32],
+        keys: NDArray[np.int64],
+        k: int,
+    ) -> list[GalleryHit]:
+        """The candidates still in the snapshot, by exact distance, best per enrollment."""
+        if not len(keys):
+            return []
+        with self._db.reading() as session:
+            rows = session.execute(
+                bounds.select(Embedding.enrollment_id, Embedding.vector, Enrollment.name)
+                .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
+                .where(Embedding.id.in_([int(key) for key in keys]))
+            ).all()
+        if not rows:
+            return []
+        vectors = stack_blobs([row[1] for row in rows], dimension)
+        distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
+        best: dict[str, tuple[float, str | None]] = {}
+        for (label, _, name), distance in zip(rows, distances, strict=True):
+            if label not in best or distance < best[label][0]:
+                best[label] = (float(distance), name)
+        ranked = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[:k]
+        return [GalleryHit(label, name, distance) for label, (distance, name) in ranked]
+
+    # -- build (training, off the request path) --------------------------------------------
+
+    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
+        """None below the exact limit; else an index file for ``bounds``: ``previous`` updated
+        when it holds this recipe and most of the same rows, built anew otherwise."""
+        with self._db.reading() as session:
+            ids = np.fromiter(
+                session.scalars(bounds.select(Embedding.id).order_by(Embedding.id)),
+                dtype=np.int64,
+            )
+        if len(ids) < self._exact_limit:
+            return None
+        started = time.monotonic()
+        tag = recipe_tag(bounds.recipe)
+        index = None
+        if previous is not None and Path(previous).name.startswith(tag):
+            index = self._updated(self._root / previous, ids, dimension)
+        mode = "updated"
+        if index is None:
+            mode = "built"
+            index = self._built(ids, dimension)
+        name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}.usearch"
+        ann.save(index, self._root / name)
+        log.info(
+            "approximate index %s",
+            mode,
+            extra={
+                "collection_id": bounds.collection_id,
+                "vectors": len(index),
+                "seconds": round(time.monotonic() - started, 2),
+            },
+        )
+        return name
+
+    def _built(self, ids: NDArray[np.int64], dimension: int) -> ann.Index:
+        index: ann.Index | None = None
+        for keys, vectors in self._vectors(ids, dimension):
+            if index is None:
+                index = ann.new_index(dimension, unit=ann.is_unit(vectors))
+            ann.add(index, keys, vectors)
+        return index if index is not None else ann.new_index(dimension, unit=True)
+
+    def _updated(self, path: Path, ids: NDArray[np.int64], dimension: int) -> ann.Index | None:
+        try:
+            index = ann.load(path)
+        except (FileNotFoundError, RuntimeError, ValueError):
+            log.warning("previous index unreadable; building anew", extra={"path": str(path)})
+            return None
+        held = ann.keys_of(index)
+        removed = np.setdiff1d(held, ids, assume_unique=True)
+        added = np.setdiff1d(ids, held, assume_unique=True)
+        if len(removed) + len(added) > REBUILD_SHARE * max(len(ids), 1):
+            return None
+        if len(removed):
+            index.remove(removed.astype(np.uint64))
+        for keys, vectors in self._vectors(added, dimension):
+            if index.dtype == ann.ScalarKind.I8 and not ann.is_unit(vectors):
+                return None  # the recipe stopped giving unit vectors: int8 no longer fits
+            ann.add(index, keys, vectors)
+        return index
+
+    def _vectors(
+        self, ids: NDArray[np.int64], dimension: int
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """The rows' vectors in chunks, read by id range: one chunk's float32 copy at a time."""
+        with self._db.reading() as session:
+            for start in range(0, len(ids), ann.BUILD_CHUNK):
+                wanted = ids[start : start + ann.BUILD_CHUNK]
+                rows = session.execute(
+                    select(Embedding.id, Embedding.vector)
+                    .where(Embedding.id >= int(wanted[0]), Embedding.id <= int(wanted[-1]))
+                    .order_by(Embedding.id)
+                ).all()
+                keep = np.isin(np.array([r[0] for r in rows], dtype=np.int64), wanted)
+                kept = [row for row, wanted_row in zip(rows, keep, strict=True) if wanted_row]
+                keys = np.array([r[0] for r in kept], dtype=np.int64)
+                yield keys, stack_blobs([r[1] for r in kept], dimension)
+
+    def retire(self, collection_id: str, keep: Sequence[str]) -> None:
+        folder = self._root / collection_id
+        if not folder.is_dir():
+            return
+        kept = {self._root / name for name in keep}
+        gone = {path for path in folder.glob("*.usearch") if path not in kept}
+        self._views.forget(gone)
+        for path in gone:
+            # A process that still maps it keeps its pages until it lets go (POSIX unlink).
+            path.unlink(missing_ok=True)
+        if not keep:
+            with contextlib.suppress(OSError):  # not empty: another process wrote meanwhile
+                folder.rmdir()
+
+
+def refuse_other_recipes(session: Session, bounds: SnapshotBounds) -> None:
+    """No rows of the running recipe: a 409 naming what the snapshot holds, if anything."""
+    others = session.execute(
+        select(Embedding.recipe, func.count())
+        .select_from(Embedding)
+        .join(CollectionMember, CollectionMember.enrollment_id == Embedding.enrollment_id)
+        .where(
+            CollectionMember.collection_id == bounds.collection_id,
+            CollectionMember.added_revision <= bounds.revision,
+            Embedding.id <= bounds.watermark,
+        )
+        .group_by(Embedding.recipe)
+    ).all()
+    if others:
+        raise RecipeMismatch.holding(
+            f"the trained snapshot of collection {bounds.collection_id!r}",
+            {r: int(n) for r, n in others},
+            bounds.recipe,
+            "Enroll its people again on this server (PUT /v1/enroll with their "
+            "images) and retrain it (POST /v1/train)",
         )

@@ -10,9 +10,10 @@ from sqlalchemy import delete, func, select
 from facegate.errors import BadRequest
 from facegate.service.common import Tenant, check_page, get_owned, new_id, utcnow
 from facegate.service.decision import OpenSetPlanner, ThresholdPlan
+from facegate.service.ports import Gallery
 from facegate.service.training import Trainer, TrainingStatus, status_of
 from facegate.store.db import Database
-from facegate.store.models import Collection, CollectionMember, Enrollment, TrainedEmbedding
+from facegate.store.models import Collection, CollectionMember, Enrollment
 
 MAX_NAME_LENGTH = 512
 # GET /v1/collection lists at most this many member ids per collection unless asked otherwise:
@@ -39,10 +40,13 @@ class CollectionView:
 
 
 class Collections:
-    def __init__(self, database: Database, trainer: Trainer, planner: OpenSetPlanner) -> None:
+    def __init__(
+        self, database: Database, trainer: Trainer, planner: OpenSetPlanner, gallery: Gallery
+    ) -> None:
         self._db = database
         self._trainer = trainer
         self._planner = planner
+        self._gallery = gallery
 
     def create(self, tenant: Tenant, name: str, *, unknowns: bool = False) -> str:
         if not name.strip():
@@ -75,13 +79,16 @@ class Collections:
             enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
             if session.get(CollectionMember, (collection.id, enrollment.id)) is None:
                 now = utcnow()
-                session.add(
-                    CollectionMember(
-                        collection_id=collection.id, enrollment_id=enrollment.id, added=now
-                    )
-                )
                 collection.revision += 1
                 collection.updated = now
+                session.add(
+                    CollectionMember(
+                        collection_id=collection.id,
+                        enrollment_id=enrollment.id,
+                        added=now,
+                        added_revision=collection.revision,
+                    )
+                )
             claimed = self._trainer.mark(session, collection)
         self._trainer.queue_if_claimed(collection.id, claimed)
         return collection.id
@@ -91,12 +98,10 @@ class Collections:
         with self._db.transaction() as session:
             collection = get_owned(session, Collection, collection_id, tenant)
             session.execute(
-                delete(TrainedEmbedding).where(TrainedEmbedding.collection_id == collection.id)
-            )
-            session.execute(
                 delete(CollectionMember).where(CollectionMember.collection_id == collection.id)
             )
             session.delete(collection)
+        self._gallery.retire(collection_id, ())
         self._db.after_delete()
 
     def list(

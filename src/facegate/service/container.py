@@ -6,8 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from facegate.config import Settings
-from facegate.index import IndexCache
-from facegate.index.gallery import SnapshotGallery
+from facegate.index.factory import make_gallery
 from facegate.service.collections import Collections
 from facegate.service.decision import OpenSetPlanner
 from facegate.service.detection import Detection
@@ -44,22 +43,17 @@ class Services:
     def build(cls, settings: Settings, engine: Engine, database: Database) -> Services:
         reader = FaceReader(engine, settings)
         planner = OpenSetPlanner(settings, engine)
-        trainer = Trainer(database, planner, engine.recipe.key, settings)
+        gallery = make_gallery(settings, database)
+        trainer = Trainer(database, planner, engine.recipe, gallery, settings)
         return cls(
             settings=settings,
             engine=engine,
             database=database,
             keys=KeyStore(database),
-            collections=Collections(database, trainer, planner),
+            collections=Collections(database, trainer, planner, gallery),
             enrollments=Enrollments(database, reader, settings),
             trainer=trainer,
-            recognition=Recognition(
-                database,
-                reader,
-                settings,
-                SnapshotGallery(database, IndexCache(settings.index_cache_collections)),
-                planner,
-            ),
+            recognition=Recognition(database, reader, settings, gallery, planner),
             detection=Detection(reader),
             spoof=SpoofChecks(database, reader, settings),
             inference=InferencePool(

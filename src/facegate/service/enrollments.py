@@ -18,13 +18,7 @@ from facegate.errors import BadRequest, TooManyImages
 from facegate.service.common import Tenant, check_page, get_owned, new_id, utcnow
 from facegate.service.images import EnrolledFace, FaceReader
 from facegate.store.db import Database
-from facegate.store.models import (
-    Collection,
-    CollectionMember,
-    Embedding,
-    Enrollment,
-    TrainedEmbedding,
-)
+from facegate.store.models import Collection, CollectionMember, Embedding, Enrollment
 from facegate.store.vectors import to_blob
 
 MAX_NAME_LENGTH = 512
@@ -97,13 +91,16 @@ class Enrollments:
             self._add_embeddings(session, enrollment_id, faces, images, first_position=0)
             if collection_id is not None:
                 collection = get_owned(session, Collection, collection_id, tenant)
-                session.add(
-                    CollectionMember(
-                        collection_id=collection.id, enrollment_id=enrollment_id, added=now
-                    )
-                )
                 collection.revision += 1
                 collection.updated = now
+                session.add(
+                    CollectionMember(
+                        collection_id=collection.id,
+                        enrollment_id=enrollment_id,
+                        added=now,
+                        added_revision=collection.revision,
+                    )
+                )
         return enrollment_id
 
     def add_images(self, tenant: Tenant, enrollment_id: str, images: dict[str, bytes]) -> str:
@@ -137,22 +134,16 @@ class Enrollments:
         now = utcnow()
         with self._db.transaction() as session:
             enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
-            embedding_ids = select(Embedding.id).where(Embedding.enrollment_id == enrollment.id)
-            snapshotted = select(TrainedEmbedding.collection_id).where(
-                TrainedEmbedding.embedding_id.in_(embedding_ids)
-            )
-            session.execute(
-                update(Collection)
-                .where(Collection.id.in_(snapshotted))
-                .values(snapshot_version=Collection.snapshot_version + 1)
-            )
+            # Its rows leave every snapshot with the rows themselves (store/snapshot.py); the
+            # version moves so that in-memory copies of those snapshots are read again.
             session.execute(
                 update(Collection)
                 .where(Collection.id.in_(_collections_holding(enrollment.id)))
-                .values(revision=Collection.revision + 1, updated=now)
-            )
-            session.execute(
-                delete(TrainedEmbedding).where(TrainedEmbedding.embedding_id.in_(embedding_ids))
+                .values(
+                    revision=Collection.revision + 1,
+                    snapshot_version=Collection.snapshot_version + 1,
+                    updated=now,
+                )
             )
             session.execute(
                 delete(CollectionMember).where(CollectionMember.enrollment_id == enrollment.id)

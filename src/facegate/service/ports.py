@@ -1,5 +1,5 @@
 """What the service layer needs from the outside: the face engine (FaceEngine satisfies it;
-tests fake it) and the gallery that searches a trained collection (index/gallery.py)."""
+tests fake it) and the gallery that searches trained snapshots."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from facegate.engine.decode import DecodedImage
 from facegate.engine.openset import ImpostorTail
 from facegate.engine.registry import Recipe
 from facegate.engine.types import DetectedFace
+from facegate.store.snapshot import SnapshotBounds
 
 
 @runtime_checkable
@@ -76,21 +77,40 @@ class Engine(Protocol):
 @dataclass(frozen=True)
 class GalleryHit:
     label: str  # an enrollment id
-    name: str | None  # its name when the snapshot was indexed
+    name: str | None  # its name
     distance: float  # from the query to the enrollment's closest embedding
 
 
+@dataclass(frozen=True)
+class TrainedSnapshot:
+    """A collection's trained snapshot as identify reads it from the collection row."""
+
+    bounds: SnapshotBounds  # which rows it holds (collection, revision, watermark, recipe)
+    version: int  # changes whenever its content changes: what caches are keyed on
+    index: str | None  # the approximate index training built for it; None: none
+    size: int | None = None  # embeddings of the recipe it held when trained (None: unknown)
+
+
 class Gallery(Protocol):
+    """Searches trained snapshots: in process (index/gallery.py) or in PostgreSQL with
+    pgvector (index/pgvector.py), chosen by the database URL (index/factory.py)."""
+
     def search(
-        self,
-        collection_id: str,
-        snapshot_version: int,
-        recipe: str,
-        dimension: int,
-        queries: NDArray[np.float32],
-        k: int,
+        self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
     ) -> list[list[GalleryHit]]:
-        """Per query row, the k nearest enrollments of the collection's trained snapshot (only
-        embeddings of ``recipe``), nearest first. RecipeMismatch when the snapshot holds only
+        """Per query row, the k nearest enrollments of the snapshot, nearest first (each by its
+        closest embedding). RecipeMismatch when the collection's snapshot holds only
         embeddings of other recipes."""
+        ...
+
+    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
+        """At train time, before the snapshot is recorded and off the request path: make what
+        searching ``bounds`` needs (it may take long; the current snapshot answers meanwhile).
+        Returns the index name to record with the snapshot, None when there is none;
+        ``previous`` is the one recorded now, which may be updated instead of rebuilt."""
+        ...
+
+    def retire(self, collection_id: str, keep: Sequence[str]) -> None:
+        """Forget the collection's indexes other than ``keep`` (after a new one is recorded,
+        or with an empty ``keep`` after the collection is deleted)."""
         ...

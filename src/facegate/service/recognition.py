@@ -13,9 +13,10 @@ from facegate.errors import NoFaceFound, NotTrained, RecipeMismatch
 from facegate.service.common import Tenant, echo, get_owned
 from facegate.service.decision import Candidate, OpenSetPlanner, OpenSetPolicy
 from facegate.service.images import FaceReader
-from facegate.service.ports import Gallery
+from facegate.service.ports import Gallery, TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.models import Collection, Embedding, Enrollment
+from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import stack_blobs
 
 
@@ -36,8 +37,7 @@ class Identification:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    collection_id: str
-    version: int
+    trained: TrainedSnapshot
     policy: OpenSetPolicy
 
 
@@ -108,14 +108,7 @@ class Recognition:
             raise NoFaceFound("img: no face found")
         descriptors = engine.embed(decoded, faces)
         wanted = top_k or 1
-        found = self._gallery.search(
-            snapshot.collection_id,
-            snapshot.version,
-            engine.recipe.key,
-            engine.recipe.dimension,
-            descriptors,
-            wanted,
-        )
+        found = self._gallery.search(snapshot.trained, engine.recipe.dimension, descriptors, wanted)
         results = []
         for face, hits in zip(faces, found, strict=True):
             scores = engine.calibration.score(np.array([h.distance for h in hits], np.float32))
@@ -152,4 +145,13 @@ class Recognition:
             plan = self._planner.effective(collection)
             assert plan is not None  # trained, checked above
             policy = self._planner.policy(plan)
-            return _Snapshot(collection.id, collection.snapshot_version, policy)
+            bounds = SnapshotBounds(
+                collection.id,
+                collection.trained_revision,
+                collection.trained_watermark or 0,
+                self._reader.engine.recipe.key,
+            )
+            trained = TrainedSnapshot(
+                bounds, collection.snapshot_version, collection.index_name, plan.embeddings
+            )
+            return _Snapshot(trained, policy)

@@ -1,8 +1,8 @@
 """Training a collection = snapshotting its members' embeddings, in the background.
 
-A snapshot is the set of embedding ids identify searches. It is taken in one transaction with
-the collection row locked, so it matches exactly the revision it records: a change that commits
-afterwards makes the collection ``stale`` rather than being half-included.
+A snapshot is what identify searches: the collection's revision and an embedding watermark
+(store/snapshot.py), recorded with the index the gallery built for it. A change that commits
+after the revision was read makes the collection ``stale`` rather than being half-included.
 
 The same transaction records what identify's open-set decision needs (service/decision.py): the
 snapshot's size in enrollments and embeddings of the running recipe, and the threshold on the
@@ -36,16 +36,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
 from facegate.config import Settings
+from facegate.engine.registry import Recipe
 from facegate.errors import Unavailable
 from facegate.service.common import Tenant, get_owned, utcnow
 from facegate.service.decision import OpenSetPlanner
+from facegate.service.ports import Gallery
 from facegate.store.db import Database
-from facegate.store.models import Collection, CollectionMember, Embedding, TrainedEmbedding
+from facegate.store.models import Collection, Embedding
+from facegate.store.snapshot import SnapshotBounds
 
 log = logging.getLogger("facegate.training")
 
@@ -83,7 +86,8 @@ class Trainer:
         self,
         database: Database,
         planner: OpenSetPlanner,
-        recipe: str,
+        recipe: Recipe,
+        gallery: Gallery,
         settings: Settings,
         *,
         owner: str | None = None,
@@ -91,6 +95,7 @@ class Trainer:
         self._db = database
         self._planner = planner
         self._recipe = recipe  # the running recipe: the only embeddings identify searches
+        self._gallery = gallery
         self._settings = settings
         self.owner = owner or process_id()
         self._lease = timedelta(seconds=self._settings.training_lease_s)
@@ -123,6 +128,7 @@ class Trainer:
         between cleared the flag, the claim found nothing to take, and the collection stayed
         stale with no job queued (seen as a hang in eval ident)."""
         collection.training = True
+        collection.train_requests += 1
         session.flush()
         return not self._closed and self._claim_in(session, collection.id, utcnow())
 
@@ -207,34 +213,33 @@ class Trainer:
         return _rowcount(result) == 1
 
     def train(self, collection_id: str) -> bool:
-        """Take the snapshot now (the job itself). False when the collection no longer exists."""
-        with self._db.transaction() as session:
-            # The delete comes first: on SQLite the transaction (and its write lock) starts at
-            # the first write, so the revision read after it is the one the snapshot matches
-            # (SQLite ignores FOR UPDATE; read before, a change committed in between was
-            # snapshotted under the older revision).
-            session.execute(
-                delete(TrainedEmbedding).where(TrainedEmbedding.collection_id == collection_id)
-            )
-            collection = session.get(Collection, collection_id, with_for_update=True)
+        """Take the snapshot now (the job itself). False when the collection no longer exists.
+
+        The snapshot is the collection's revision and the highest embedding id (see
+        store/snapshot.py), read in that order: a change committing in between then lands on
+        the safe side (included, and the collection stale), never recorded as included while
+        missing. The gallery builds what searching it needs (an approximate index for a large
+        collection: the slow part) before anything is written, so the current snapshot answers
+        until the new one is recorded in one short transaction."""
+        with self._db.reading() as session:
+            collection = session.get(Collection, collection_id)
             if collection is None:
                 return False
-            members = (
-                select(literal(collection.id), Embedding.id)
-                .join(CollectionMember, CollectionMember.enrollment_id == Embedding.enrollment_id)
-                .where(CollectionMember.collection_id == collection.id)
+            revision, requests, previous = (
+                collection.revision,
+                collection.train_requests,
+                collection.index_name,
             )
-            session.execute(
-                insert(TrainedEmbedding).from_select(["collection_id", "embedding_id"], members)
-            )
+            watermark = int(session.scalar(select(func.coalesce(func.max(Embedding.id), 0))) or 0)
+        bounds = SnapshotBounds(collection_id, revision, watermark, self._recipe.key)
+        index = self._gallery.build(bounds, self._recipe.dimension, previous)
+        with self._db.transaction() as session:
+            collection = session.get(Collection, collection_id, with_for_update=True)
+            if collection is None:
+                self._gallery.retire(collection_id, ())
+                return False
             embeddings, people = session.execute(
-                select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
-                .select_from(TrainedEmbedding)
-                .join(Embedding, Embedding.id == TrainedEmbedding.embedding_id)
-                .where(
-                    TrainedEmbedding.collection_id == collection.id,
-                    Embedding.recipe == self._recipe,
-                )
+                bounds.select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
             ).one()
             plan = self._planner.plan(
                 people=int(people), embeddings=int(embeddings), unknowns=collection.unknowns
@@ -245,12 +250,18 @@ class Trainer:
             collection.identify_target_fpir = plan.target_fpir
             collection.identify_expected_tpir = plan.expected_tpir
             collection.identify_warning = plan.warning
-            collection.trained_revision = collection.revision
+            collection.trained_revision = revision
+            collection.trained_watermark = watermark
             collection.trained_at = utcnow()
             collection.snapshot_version += 1
-            collection.training = False
+            collection.index_name = index
             collection.training_owner = None
             collection.training_lease_until = None
+            # Asked again while this job ran (by another process, whose claim failed): the
+            # flag stays and the free lease lets a sweep run the job once more.
+            collection.training = collection.train_requests != requests
+        # The previous index stays one round: another process may be opening it right now.
+        self._gallery.retire(collection_id, [name for name in (index, previous) if name])
         extra = {
             "collection_id": collection_id,
             "people": plan.people,
@@ -258,6 +269,7 @@ class Trainer:
             "identify_threshold": plan.threshold,
             "target_fpir": plan.target_fpir,
             "expected_tpir": plan.expected_tpir,
+            "index": index,
         }
         if plan.warning:
             log.warning("collection trained: %s", plan.warning, extra=extra)

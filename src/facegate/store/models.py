@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from facegate.store.vectors import VectorBytes
+
 ID_LENGTH = 64
 
 # Stable constraint names so that migrations can address them on every backend.
@@ -58,6 +60,11 @@ class Collection(Base):
     ``trained_revision`` is the revision the current snapshot was taken at, so the state is
     ``ready`` when they agree and ``stale`` when they do not. ``snapshot_version`` changes whenever
     the snapshot's content changes, which is what in-memory indexes are keyed on.
+
+    The snapshot is a revision, not a copy of rows (store/snapshot.py): the members added at or
+    before ``trained_revision`` and, of their embeddings, those with ids up to
+    ``trained_watermark``. Training moves two numbers instead of re-inserting every row, and a
+    deletion leaves the snapshot with the row itself.
     """
 
     __tablename__ = "collections"
@@ -77,6 +84,13 @@ class Collection(Base):
     training_owner: Mapped[str | None] = mapped_column(String(128), default=None)
     training_lease_until: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
     snapshot_version: Mapped[int] = mapped_column(Integer, default=0)
+    trained_watermark: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Train requests so far: a job that finds the count moved while it ran (another process was
+    # asked while this one held the job) leaves the collection marked for one more run.
+    train_requests: Mapped[int] = mapped_column(Integer, default=0)
+    # The approximate index built for the snapshot by an in-process gallery (index/ann.py): its
+    # file in the data folder; NULL when the snapshot is searched exactly or by the database.
+    index_name: Mapped[str | None] = mapped_column(String(200), default=None)
     # What training computed for identify's decision (service/decision.py): the snapshot's size
     # (enrollments and embeddings of the running recipe), the threshold on the score for the
     # target FPIR it was computed for (NULL: the fixed fallback), the expected TPIR there, and
@@ -100,23 +114,28 @@ class Enrollment(Base):
 
 
 class Embedding(Base):
-    """One face descriptor (little-endian float32 blob) per enrolled image, with its recipe.
+    """One face descriptor per enrolled image, with its recipe.
 
+    ``vector`` reads and writes as little-endian float32 bytes; PostgreSQL stores it as a
+    pgvector ``vector`` (searched there by an HNSW index per recipe), SQLite as a blob.
     ``recipe`` is the embedding space (``Recipe.key``: recogniser, version, alignment): only
     descriptors of one recipe are compared. ``tta`` is the test-time augmentation that averaged
-    it (provenance; empty for rows older than the column).
+    it (provenance; empty for rows older than the column). Ids only grow (AUTOINCREMENT on
+    SQLite, a sequence on PostgreSQL): a snapshot's watermark must never admit a later row
+    that reused a deleted row's id.
     """
 
     __tablename__ = "embeddings"
     __table_args__ = (
         Index("ix_embeddings_enrollment_position", "enrollment_id", "position"),
         Index("ix_embeddings_recipe", "recipe"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(VectorBytes)
     recipe: Mapped[str] = mapped_column(String(96))
     tta: Mapped[str | None] = mapped_column(String(16), default=None)
     # The enrolled image, only when settings.store_images is on.
@@ -125,7 +144,11 @@ class Embedding(Base):
 
 
 class CollectionMember(Base):
+    """``added_revision`` is the collection's revision that the addition made: a snapshot taken
+    at an older revision does not hold the member."""
+
     __tablename__ = "collection_members"
+    __table_args__ = (Index("ix_collection_members_revision", "collection_id", "added_revision"),)
 
     collection_id: Mapped[str] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
@@ -134,19 +157,7 @@ class CollectionMember(Base):
         ForeignKey("enrollments.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added: Mapped[datetime] = mapped_column(DateTime())
-
-
-class TrainedEmbedding(Base):
-    """The snapshot training took: which embeddings a collection identifies against."""
-
-    __tablename__ = "trained_embeddings"
-
-    collection_id: Mapped[str] = mapped_column(
-        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
-    )
-    embedding_id: Mapped[int] = mapped_column(
-        ForeignKey("embeddings.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    added_revision: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SpoofCheck(Base):

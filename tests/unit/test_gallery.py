@@ -1,0 +1,241 @@
+"""The in-process gallery: exact below the limit, an HNSW file built at train time above it,
+deletions masked at once, additions and deletions folded in by the next training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from sqlalchemy import delete, insert
+
+from facegate.api.app import create_app
+from facegate.config import Settings
+from facegate.errors import RecipeMismatch
+from facegate.index import ExactIndex
+from facegate.index.gallery import InProcessGallery
+from facegate.service.common import Tenant
+from facegate.service.container import Services
+from facegate.service.ports import GalleryHit, TrainedSnapshot
+from facegate.store.db import Database
+from facegate.store.models import ApiKey, Collection, CollectionMember, Embedding, Enrollment
+from facegate.store.snapshot import SnapshotBounds
+from facegate.store.vectors import to_blob
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import Faces, FakeEngine
+
+RECIPE = "test@1/none"
+DIM = 32
+NOW = datetime(2026, 1, 1)
+
+
+def _unit(rows: NDArray[np.float32]) -> NDArray[np.float32]:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+class Store:
+    """A real SQLite store holding one collection of ``people`` labels with random vectors."""
+
+    def __init__(self, tmp_path: Path, people: int, *, limit: int, unit: bool = True) -> None:
+        self.settings = Settings(data_dir=tmp_path, exact_search_limit=limit)
+        self.database = Database.from_settings(self.settings)
+        self.gallery = InProcessGallery(self.database, self.settings)
+        rng = np.random.default_rng(3)
+        # Two vectors per label for the first tenth: a label is found by its closest vector.
+        labels = [f"p{i:05d}" for i in range(people)] + [f"p{i:05d}" for i in range(people // 10)]
+        vectors = rng.normal(size=(len(labels), DIM)).astype(np.float32)
+        self.vectors = _unit(vectors) if unit else vectors
+        self.labels = labels
+        with self.database.transaction() as session:
+            session.add(ApiKey(id="k", name="k", secret_sha256="x", created=NOW))
+            session.add(
+                Collection(
+                    id="c",
+                    owner_id="k",
+                    name="c",
+                    created=NOW,
+                    updated=NOW,
+                    revision=1,
+                    snapshot_version=0,
+                    training=False,
+                )
+            )
+            session.flush()
+            session.execute(
+                insert(Enrollment),
+                [
+                    {"id": p, "owner_id": "k", "name": p.upper(), "created": NOW, "updated": NOW}
+                    for p in sorted(set(labels))
+                ],
+            )
+            session.execute(
+                insert(Embedding),
+                [
+                    {
+                        "enrollment_id": label,
+                        "position": i,
+                        "vector": to_blob(v),
+                        "recipe": RECIPE,
+                        "created": NOW,
+                    }
+                    for i, (label, v) in enumerate(zip(labels, self.vectors, strict=True))
+                ],
+            )
+            session.execute(
+                insert(CollectionMember),
+                [
+                    {"collection_id": "c", "enrollment_id": p, "added": NOW, "added_revision": 1}
+                    for p in sorted(set(labels))
+                ],
+            )
+        self.version = 0
+
+    def snapshot(self, index: str | None, *, watermark: int = 10**9) -> TrainedSnapshot:
+        self.version += 1
+        return TrainedSnapshot(SnapshotBounds("c", 1, watermark, RECIPE), self.version, index)
+
+    def build(self, previous: str | None = None) -> str | None:
+        return self.gallery.build(SnapshotBounds("c", 1, 10**9, RECIPE), DIM, previous)
+
+    def exact(
+        self, queries: NDArray[np.float32], k: int, without: frozenset[str] = frozenset()
+    ) -> list[list[str]]:
+        keep = [i for i, label in enumerate(self.labels) if label not in without]
+        index = ExactIndex(self.vectors[keep], [self.labels[i] for i in keep])
+        return [[h.label for h in hits] for hits in index.search(queries, k)]
+
+
+def _probes(store: Store, count: int) -> NDArray[np.float32]:
+    rng = np.random.default_rng(11)
+    picked = store.vectors[rng.choice(len(store.vectors), count, replace=False)]
+    return (picked + 0.05 * rng.normal(size=picked.shape)).astype(np.float32)
+
+
+def _top1(found: list[list[GalleryHit]], expected: list[list[str]]) -> float:
+    """The share of queries whose nearest label is exact search's."""
+    return float(np.mean([f[0].label == e[0] for f, e in zip(found, expected, strict=True)]))
+
+
+def test_below_the_limit_no_index_is_built_and_search_is_exact(tmp_path: Path) -> None:
+    store = Store(tmp_path, 200, limit=1000)
+    assert store.build() is None
+    probes = _probes(store, 20)
+    found = store.gallery.search(store.snapshot(None), DIM, probes, 5)
+    assert [[h.label for h in hits] for hits in found] == store.exact(probes, 5)
+    assert found[0][0].name == found[0][0].label.upper()
+
+
+@pytest.mark.parametrize("unit", [True, False], ids=["int8-cosine", "float16-euclidean"])
+def test_above_the_limit_an_index_file_answers_like_exact_search(
+    tmp_path: Path, unit: bool
+) -> None:
+    store = Store(tmp_path, 3000, limit=500, unit=unit)
+    name = store.build()
+    assert name is not None and (tmp_path / "index" / name).is_file()
+    probes = _probes(store, 50)
+    found = store.gallery.search(store.snapshot(name), DIM, probes, 5)
+    expected = store.exact(probes, 5)
+    # Approximate: an HNSW graph misses a true nearest now and then (about 1 probe in 300
+    # here, varying with the threads' insertion order), so the figures have a margin.
+    top1 = _top1(found, expected)
+    recall = np.mean(
+        [len({h.label for h in f} & set(e)) / 5 for f, e in zip(found, expected, strict=True)]
+    )
+    assert top1 >= 0.96 and recall >= 0.9
+    # Candidates are ranked by their exact distances, read from the rows.
+    exact_all = ExactIndex(store.vectors, store.labels).search(probes, 1)
+    assert any(
+        f[0].label == e[0].label and f[0].distance == pytest.approx(e[0].distance, abs=1e-5)
+        for f, e in zip(found, exact_all, strict=True)
+    )
+
+
+def test_a_deletion_is_masked_at_once_and_folded_in_by_the_next_build(tmp_path: Path) -> None:
+    store = Store(tmp_path, 3000, limit=500)
+    first = store.build()
+    probes = _probes(store, 30)
+    before = store.gallery.search(store.snapshot(first), DIM, probes, 3)
+    gone = {hits[0].label for hits in before[:10]}
+    with store.database.transaction() as session:
+        session.execute(delete(Embedding).where(Embedding.enrollment_id.in_(gone)))
+        session.execute(delete(CollectionMember).where(CollectionMember.enrollment_id.in_(gone)))
+    # The same index file, not rebuilt: the deleted rows are not found in the store.
+    after = store.gallery.search(store.snapshot(first), DIM, probes, 3)
+    assert not gone & {h.label for hits in after for h in hits}
+    assert _top1(after, store.exact(probes, 3, without=frozenset(gone))) >= 0.9
+
+    second = store.build(previous=first)
+    assert second is not None and second != first
+    store.gallery.retire("c", [second, first])
+    files = sorted(p.name for p in (tmp_path / "index" / "c").iterdir())
+    assert files == sorted(Path(n).name for n in (first, second))
+    updated = store.gallery.search(store.snapshot(second), DIM, probes, 3)
+    assert not gone & {h.label for hits in updated for h in hits}
+    assert _top1(updated, store.exact(probes, 3, without=frozenset(gone))) >= 0.9
+    store.gallery.retire("c", [second])
+    assert [p.name for p in (tmp_path / "index" / "c").iterdir()] == [Path(second).name]
+    store.gallery.retire("c", [])
+    assert not (tmp_path / "index" / "c").exists()
+
+
+def test_an_index_of_another_recipe_is_not_used(tmp_path: Path) -> None:
+    store = Store(tmp_path, 600, limit=500)
+    name = store.build()
+    other = TrainedSnapshot(SnapshotBounds("c", 1, 10**9, "other@1/none"), 1, name)
+    with pytest.raises(RecipeMismatch, match=RECIPE):
+        store.gallery.search(other, DIM, _probes(store, 1), 1)
+
+
+def test_usearch_and_onnxruntime_load_in_either_order() -> None:
+    """usearch 2.26 crashed the interpreter when imported before onnxruntime (pyproject pin)."""
+    for first, second in (("usearch.index", "onnxruntime"), ("onnxruntime", "usearch.index")):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {first}; import {second}"], capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()
+
+
+@pytest.fixture
+def small_limit_services(settings: Settings, engine: FakeEngine) -> Services:
+    app = create_app(settings.model_copy(update={"exact_search_limit": 4}), engine)
+    services: Services = app.state.services
+    return services
+
+
+def test_training_builds_updates_and_retires_the_index_through_the_service(
+    small_limit_services: Services, faces: Faces
+) -> None:
+    services = small_limit_services
+    tenant: Tenant = services.keys.authenticate(services.keys.create("t").secret)
+    collection = services.collections.create(tenant, "c")
+    people = [(r, g, 0) for r in (40, 104, 168, 232) for g in (40, 104, 168, 232)]
+    ids = {
+        colour: services.enrollments.create(
+            tenant, {"img0": faces.png(colour)}, collection_id=collection
+        )
+        for colour in people
+    }
+    assert services.trainer.train(collection)
+    with services.database.reading() as session:
+        first = session.get_one(Collection, collection).index_name
+    assert first is not None
+    for colour in people[:4]:
+        found = services.recognition.identify(tenant, collection, faces.png(colour))[0]
+        assert found.identified is not None and found.identified.enrollment_id == ids[colour]
+    services.enrollments.delete(tenant, ids[people[0]])
+    found = services.recognition.identify(tenant, collection, faces.png(people[0]), top_k=16)[0]
+    assert ids[people[0]] not in {c.enrollment_id for c in found.candidates}
+    assert services.trainer.train(collection)
+    with services.database.reading() as session:
+        second = session.get_one(Collection, collection).index_name
+    assert second is not None and second != first
+    folder = services.settings.data_dir / "index" / collection
+    assert {p.name for p in folder.iterdir()} == {Path(first).name, Path(second).name}
+    services.collections.delete(tenant, collection)
+    assert not folder.exists()
