@@ -69,6 +69,9 @@ class InProcessGallery:
         self._exact = IndexCache(settings.index_cache_collections)
         self._views = ann.ViewCache(settings.index_cache_collections)
 
+    def open(self, recipe: str, dimension: int) -> None:
+        """Nothing to prepare: index files are made by training and opened on first use."""
+
     # -- search (the request path) --------------------------------------------------------
 
     def search(

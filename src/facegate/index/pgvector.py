@@ -107,6 +107,9 @@ class PgvectorGallery:
             extra={"recipe": recipe, "seconds": round(time.monotonic() - started, 2)},
         )
 
+    def open(self, recipe: str, dimension: int) -> None:
+        self.ensure_index(recipe, dimension)
+
     def search(
         self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
     ) -> list[list[GalleryHit]]:

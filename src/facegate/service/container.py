@@ -14,7 +14,7 @@ from facegate.service.enrollments import Enrollments
 from facegate.service.images import FaceReader
 from facegate.service.inference import InferencePool, resolve_workers
 from facegate.service.keys import KeyStore
-from facegate.service.ports import Engine
+from facegate.service.ports import Engine, Gallery
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.recognition import Recognition
 from facegate.service.spoof import SpoofChecks
@@ -38,6 +38,7 @@ class Services:
     spoof: SpoofChecks
     inference: InferencePool
     rate_limiter: RateLimiter
+    gallery: Gallery
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, database: Database) -> Services:
@@ -63,10 +64,13 @@ class Services:
                 max_body_bytes=settings.max_inflight_body_bytes,
             ),
             rate_limiter=RateLimiter(database, settings.rate_limit_per_minute),
+            gallery=gallery,
         )
 
     def start(self) -> None:
-        """Start-up chores: resume interrupted training, tell the operator about keys."""
+        """Start-up chores: the gallery's index, resume interrupted training, tell the
+        operator about keys."""
+        self.gallery.open(self.engine.recipe.key, self.engine.recipe.dimension)
         resumed = self.trainer.resume_interrupted()
         if resumed:
             log.info("resumed interrupted training", extra={"collections": resumed})

@@ -95,6 +95,11 @@ class Gallery(Protocol):
     """Searches trained snapshots: in process (index/gallery.py) or in PostgreSQL with
     pgvector (index/pgvector.py), chosen by the database URL (index/factory.py)."""
 
+    def open(self, recipe: str, dimension: int) -> None:
+        """At start-up: make sure what searching ``recipe`` needs exists (the database's index
+        for it; minutes over a large table that lacks one, and then only once)."""
+        ...
+
     def search(
         self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
     ) -> list[list[GalleryHit]]:
