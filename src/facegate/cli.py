@@ -227,6 +227,7 @@ def _run_bench_scale(args: argparse.Namespace) -> int:
             probes=args.probes,
             seed=args.seed,
             work=args.work,
+            warm_identifies=args.warm_identifies,
         )
     return 0
 
@@ -604,6 +605,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="scale: the JSON report (default: eval-scale/scale.json in facegate's data folder)",
+    )
+    bench.add_argument(
+        "--warm-identifies",
+        type=int,
+        default=300,
+        help="scale: identifies over both servers before their RSS is read (default: 300)",
     )
     bench.add_argument(
         "--work",

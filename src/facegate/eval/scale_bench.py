@@ -26,7 +26,7 @@ Figures per size and backend:
   server's "approximate index built" log line; 0 when the snapshot is searched exactly); on
   PostgreSQL ``PgvectorGallery.ensure_index`` after the load (the HNSW index is dropped first).
 * RSS of each of two server processes on the same store after warm-up and ``WARM_IDENTIFIES``
-  identifies spread over both (VmRSS and VmHWM from /proc).
+  (``--warm-identifies``) identifies spread over both (VmRSS and VmHWM from /proc).
 * DB size: SQLite's database, WAL and index files; PostgreSQL's ``pg_database_size``.
 * search p50/p99: the gallery's ``search`` called in this process (``make_gallery``), one query
   at a time, k=1 and k=10; recall@1 and recall@10 of those answers against exact search (numpy
@@ -673,7 +673,14 @@ def request_loop(
 # -- one size on one backend -----------------------------------------------------------------
 
 
-def measure(store: Store, size: int, data: RealData, seed: int, work: Path) -> dict[str, Any]:
+def measure(
+    store: Store,
+    size: int,
+    data: RealData,
+    seed: int,
+    work: Path,
+    warm_identifies: int = WARM_IDENTIFIES,
+) -> dict[str, Any]:
     from facegate.index.factory import make_gallery
     from facegate.service.ports import TrainedSnapshot
     from facegate.store.snapshot import SnapshotBounds
@@ -753,7 +760,7 @@ def measure(store: Store, size: int, data: RealData, seed: int, work: Path) -> d
 
         # Over HTTP: warm-up spread over both servers, then identify and match on server a.
         jpegs = [(p, p.jpeg.read_bytes()) for p in probes]
-        for i in range(WARM_IDENTIFIES):
+        for i in range(warm_identifies):
             _, jpeg = jpegs[i % len(jpegs)]
             try:
                 clients[i % 2].identify(jpeg, loaded.collection_id)
@@ -864,6 +871,7 @@ def run_scale_bench(
     probes: int = 200,
     seed: int = 10,
     work: Path | None = None,
+    warm_identifies: int = WARM_IDENTIFIES,
 ) -> list[dict[str, Any]]:
     """Every size on every backend; prints the table and records each row (eval/report.py)."""
     data = real_data(data_dir, probes, seed)
@@ -887,7 +895,7 @@ def run_scale_bench(
                         if backend == "sqlite"
                         else postgres_store(folder, cluster, f"scale_{size}")
                     )
-                    row = measure(store, size, data, seed, folder)
+                    row = measure(store, size, data, seed, folder, warm_identifies)
                     if cluster is not None and backend == "postgresql":
                         cluster.psql(f"DROP DATABASE IF EXISTS scale_{size};")
                     rows.append(row)
