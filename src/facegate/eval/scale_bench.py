@@ -729,6 +729,8 @@ def measure(
                 collection.snapshot_version,
                 collection.index_name,
             )
+            # Which kind of search answered: an index file, or exact (SQLite) / HNSW (PostgreSQL).
+            row["index_name"] = collection.index_name
         probes = [p for p in data.probes if p.person in loaded.probe_rows]
         queries = np.stack([p.query for p in probes])
         started = time.perf_counter()
