@@ -527,16 +527,23 @@ class Store:
 @contextmanager
 def postgres_cluster(root: Path) -> Iterator[Any]:
     """A pgserver cluster (PostgreSQL 16 + pgvector) in ``root``, stopped at the end."""
-    # pgserver (through platformdirs) wants a runtime folder and warns without one.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(root / "xdg"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
-    from pgserver.postgres_server import get_server
-
-    server = get_server(str(root / "pg"), cleanup_mode="stop")
+    # pgserver (through platformdirs) wants a runtime folder and warns without one; the
+    # variable is put back afterwards, since the folder goes with ``root``.
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    if previous is None:
+        (root / "xdg").mkdir(parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(root / "xdg")
     try:
-        yield server
+        from pgserver.postgres_server import get_server
+
+        server = get_server(str(root / "pg"), cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        if previous is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
 
 
 def sqlite_store(folder: Path) -> Store:
