@@ -735,6 +735,8 @@ def measure(
                 ),
                 collection.snapshot_version,
                 collection.index_name,
+                # As identify passes it: pgvector searches a small snapshot exactly.
+                size=collection.trained_embeddings,
             )
             # Which kind of search answered: an index file, or exact (SQLite) / HNSW (PostgreSQL).
             row["index_name"] = collection.index_name
