@@ -172,6 +172,12 @@ def _cmd_spoof(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if (args.data_dir_arg == "scale") != (args.scale_data is not None):
+        args.help_parser.error(
+            "the data folder follows 'scale' ('bench scale DATA_DIR') and nothing else"
+        )
+    if args.data_dir_arg == "scale":
+        return _run_bench_scale(args)
     if args.data_dir_arg == "load":
         from facegate.eval.load_bench import run_load_bench
 
@@ -206,6 +212,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.data_dir_arg, repeats=args.repeats)
 
 
+def _run_bench_scale(args: argparse.Namespace) -> int:
+    from facegate.eval.report import reporting
+    from facegate.eval.scale_bench import run_scale_bench
+
+    settings = Settings()
+    _say_data_folder("bench scale", settings, args)
+    target: Path = args.out or data_folder(settings).path / "eval-scale" / "scale.json"
+    with reporting("bench scale", list(args.argv), target):
+        run_scale_bench(
+            args.scale_data,
+            sizes=args.sizes,
+            backends=args.backends,
+            probes=args.probes,
+            seed=args.seed,
+            work=args.work,
+            warm_identifies=args.warm_identifies,
+        )
+    return 0
+
+
 def _cmd_client(args: argparse.Namespace) -> int:
     if args.client_command is None:
         args.help_parser.print_help()
@@ -216,11 +242,32 @@ def _cmd_client(args: argparse.Namespace) -> int:
 
 
 _LIVE_BENCHES = ("load", "faults", "memory")
+# Benches named first, their data folder second ("bench scale DATA_DIR").
+_NAMED_BENCHES = ("scale",)
 
 
 def _bench_target(value: str) -> Path | str:
-    """A data folder, or the name of a bench that needs none (it starts its own server)."""
-    return value if value in _LIVE_BENCHES else _existing_folder(value)
+    """A data folder, or the name of a bench: one that needs none (it starts its own server),
+    or one whose data folder follows its name."""
+    return value if value in (*_LIVE_BENCHES, *_NAMED_BENCHES) else _existing_folder(value)
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value}: a comma-separated list of sizes") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{value}: sizes are whole numbers of 1 or more")
+    return sizes
+
+
+def _backends(value: str) -> list[str]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = sorted(set(names) - {"sqlite", "postgresql"})
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{value}: a comma-separated list of sqlite, postgresql")
+    return list(dict.fromkeys(names))
 
 
 def _existing_folder(value: str) -> Path:
@@ -517,16 +564,60 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="speed benchmark against face_recognition; 'bench load', 'bench faults' and "
-        "'bench memory' need no data folder",
+        "'bench memory' need no data folder; 'bench scale DATA_DIR': 10^4 to 10^6 enrollments",
     )
     bench.add_argument(
         "data_dir_arg",
         type=_bench_target,
-        metavar="DATA_DIR|load|faults|memory",
+        metavar="DATA_DIR|load|faults|memory|scale",
         help="the evaluation data folder; or 'load': N clients x T seconds of mixed requests "
         "against a server started on 127.0.0.1; or 'faults': kill -9 during enrollment bursts "
         "and training, restart, check every acknowledged write; or 'memory': the server's peak "
-        "RSS over issue 12's large-image and padded-body cases",
+        "RSS over issue 12's large-image and padded-body cases; or 'scale' followed by the data "
+        "folder: training, search, recall, memory and deletion with --sizes enrollments",
+    )
+    bench.add_argument(
+        "scale_data",
+        nargs="?",
+        type=_existing_folder,
+        metavar="DATA_DIR",
+        help="scale: the evaluation data folder (LFW for the fit and the probes)",
+    )
+    bench.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[10_000, 100_000, 1_000_000],
+        help="scale: collection sizes, comma-separated (default: 10000,100000,1000000)",
+    )
+    bench.add_argument(
+        "--backends",
+        type=_backends,
+        default=["sqlite", "postgresql"],
+        help="scale: stores, comma-separated: sqlite, postgresql (default: both; PostgreSQL "
+        "from the pgserver package)",
+    )
+    bench.add_argument(
+        "--probes", type=int, default=200, help="scale: real LFW probes (default: 200)"
+    )
+    bench.add_argument("--seed", type=int, default=10, help="scale: draws and probe choice")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="scale: the JSON report (default: eval-scale/scale.json in facegate's data folder)",
+    )
+    bench.add_argument(
+        "--warm-identifies",
+        type=int,
+        default=300,
+        help="scale: identifies over both servers before their RSS is read (default: 300)",
+    )
+    bench.add_argument(
+        "--work",
+        type=Path,
+        metavar="DIR",
+        help="scale: where the temporary stores go (default: the system's temporary folder; "
+        "10^6 enrollments take gigabytes)",
     )
     bench.add_argument(
         "--repeats", type=int, default=20, help="timed repetitions per measure (default: 20)"
@@ -553,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: /v1/match throughput of a live server with 1, 2 and 4 clients",
     )
-    bench.set_defaults(func=_cmd_bench)
+    bench.set_defaults(func=_cmd_bench, help_parser=bench)
 
     _add_client_commands(sub)
     return parser

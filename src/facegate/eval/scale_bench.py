@@ -1,0 +1,924 @@
+"""``facegate bench scale DATA``: training, search, memory and deletion at 10^4 … 10^6 enrollments.
+
+Protocol. For each size N (``--sizes``) and backend (``--backends``: SQLite in a fresh data
+folder, PostgreSQL in a fresh database of a ``pgserver`` cluster), one API key, one collection
+and N enrollments of one embedding each are written straight into the project's tables
+(``store/models.py``) with SQLAlchemy Core, in batches of ``BATCH`` rows per ``executemany``
+inside one transaction per batch: the collection at revision 1, every member added at revision 1,
+so the store looks as if N people had been enrolled and added. Going through HTTP instead would
+measure the detector and recogniser N times, which is not what this bench is about.
+
+Vectors. Synthetic descriptors are drawn from a Gaussian (mean and full covariance) fitted to
+real SFace descriptors of the LFW View 1 DevTrain people (up to ``FIT_PER_PERSON`` images each,
+computed by the project's engine and cached in the data folder's ``eval-cache/``, never in the
+repository), then scaled to unit length as SFace's are. The run prints the impostor cosine
+distribution of random pairs (mean, std, 99.9th percentile) of the real descriptors beside the
+synthetic ones' so the match can be judged. ``--probes`` real people outside DevTrain, with at
+least two LFW images, are enrolled from their image 1 (its real descriptor placed at a random row
+among the synthetic ones) and probed with image 2: its descriptor for direct search, its JPEG
+over HTTP. The bench keeps every loaded vector in memory (N x 128 float32: 512 MB at 10^6).
+
+Figures per size and backend:
+
+* train: ``POST /v1/train`` until the collection's status is ``ready`` (the first training);
+  retrain: the same after ``EXTRA`` more enrollments are written the same way (revision 2).
+* index build: on SQLite what the gallery's ``build`` took in that first training (the
+  server's "approximate index built" log line; 0 when the snapshot is searched exactly); on
+  PostgreSQL ``PgvectorGallery.ensure_index`` after the load (the HNSW index is dropped first).
+* RSS of each of two server processes on the same store after warm-up and ``WARM_IDENTIFIES``
+  (``--warm-identifies``) identifies spread over both (VmRSS and VmHWM from /proc).
+* DB size: SQLite's database, WAL and index files; PostgreSQL's ``pg_database_size``.
+* search p50/p99: the gallery's ``search`` called in this process (``make_gallery``), one query
+  at a time, k=1 and k=10; recall@1 and recall@10 of those answers against exact search (numpy
+  over the vectors kept in memory).
+* identify p50 and match p50 over HTTP on one server with the same probe JPEGs, so
+  "identify <= match + 10 ms" can be read off.
+* deletion delay: ``CLIENTS`` threads send identify and match in a loop to both servers; after
+  ``DELETION_WINDOW_S`` one enrollment of the big collection is deleted (``DELETE /v1/enroll``)
+  and the collection retrained; the worst latency of the requests in flight during the
+  ``DELETION_WINDOW_S`` after the deletion is reported beside the p99 before it (goal: no
+  request delayed by more than 100 ms).
+
+The figures are printed as a table and written as JSON (``--out``; default
+``eval-scale/scale.json`` in facegate's data folder, as the other evaluations do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.engine import make_url
+
+from facegate.config import TTA, Settings
+from facegate.engine.align import VIEW_INDEX
+from facegate.engine.zoo import REGISTRY
+from facegate.eval.lfw import _lfw_dir, engine_settings, facegate_descriptors
+from facegate.eval.lfw_data import image_path
+from facegate.eval.report import record
+from facegate.eval.serve_process import ServeProcess, start_ready
+from facegate.eval.tail import dev_people, people_counts
+from facegate.service.keys import create_key
+from facegate.store.db import Database
+from facegate.store.models import Collection, CollectionMember, Embedding, Enrollment
+from facegate.store.vectors import to_blob
+
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+BACKENDS = ("sqlite", "postgresql")
+BATCH = 20_000  # rows per executemany: large enough to amortise, small enough for memory
+EXTRA = 1_000  # enrollments added before the retrain (the incremental case)
+FIT_PER_PERSON = 3  # DevTrain images per person in the fit: Bush's 530 would dominate it
+COSINE_PAIRS = 200_000  # random pairs for the impostor cosine check
+WARM_IDENTIFIES = 300  # identifies spread over the two servers before RSS is read
+HTTP_SAMPLES = 60  # probe images timed through identify and match each
+CLIENTS = 4
+DELETION_WINDOW_S = 5.0
+TRAIN_TIMEOUT_S = 3 * 3600
+POLL_S = 0.2
+EXACT_CHUNK = 50_000  # gallery rows per block of exact search: bounded memory at any N
+
+
+# -- synthetic descriptors -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianModel:
+    """Mean and full covariance of real descriptors; samples are scaled to unit length."""
+
+    mean: NDArray[np.float64]
+    covariance: NDArray[np.float64]
+
+    @classmethod
+    def fit(cls, descriptors: NDArray[np.floating]) -> GaussianModel:
+        data = np.asarray(descriptors, np.float64)
+        return cls(data.mean(axis=0), np.cov(data, rowvar=False))
+
+    def sampler(self, seed: int) -> Callable[[int], NDArray[np.float32]]:
+        """A function drawing n unit vectors at a time from one seeded stream."""
+        rng = np.random.default_rng(seed)
+        # The covariance of unit vectors is singular along their mean's direction only to
+        # rounding; a tiny ridge keeps Cholesky defined.
+        ridge = 1e-9 * float(np.trace(self.covariance)) / len(self.mean)
+        factor = np.linalg.cholesky(self.covariance + ridge * np.eye(len(self.mean)))
+
+        def draw(n: int) -> NDArray[np.float32]:
+            rows = rng.standard_normal((n, len(self.mean))) @ factor.T + self.mean
+            rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+            return rows.astype(np.float32)
+
+        return draw
+
+    def save(self, path: Path, source: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, mean=self.mean, covariance=self.covariance, source=np.array(source))
+
+    @classmethod
+    def load(cls, path: Path, source: str) -> GaussianModel | None:
+        """The cached fit when it was made from the same images (None otherwise)."""
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["source"]) != source:
+                return None
+            return cls(stored["mean"], stored["covariance"])
+
+
+def cosine_stats(
+    vectors: NDArray[np.float32],
+    owners: Sequence[str] | None,
+    pairs: int,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Cosine similarity of random pairs of distinct rows (of distinct owners when given): mean,
+    standard deviation and 99.9th percentile."""
+    a = rng.integers(0, len(vectors), pairs)
+    b = rng.integers(0, len(vectors), pairs)
+    keep = a != b
+    if owners is not None:
+        owner = np.asarray(owners)
+        keep &= owner[a] != owner[b]
+    a, b = a[keep], b[keep]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosines = np.einsum("ij,ij->i", unit[a], unit[b]).astype(np.float64)
+    return {
+        "pairs": len(cosines),
+        "mean": float(cosines.mean()),
+        "std": float(cosines.std()),
+        "p99_9": float(np.quantile(cosines, 0.999)),
+    }
+
+
+# -- exact search and recall -----------------------------------------------------------------
+
+
+def exact_top_k(
+    gallery: NDArray[np.float32], queries: NDArray[np.float32], k: int, chunk: int = EXACT_CHUNK
+) -> NDArray[np.int64]:
+    """Row indices of the k nearest gallery rows (Euclidean) per query, nearest first; the
+    gallery is read in blocks so the distance matrix never exceeds queries x ``chunk``."""
+    queries = np.atleast_2d(np.asarray(queries, np.float32))
+    k = min(k, len(gallery))
+    best_d = np.full((len(queries), 0), np.inf, np.float32)
+    best_i = np.zeros((len(queries), 0), np.int64)
+    q_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+    for start in range(0, len(gallery), chunk):
+        block = gallery[start : start + chunk]
+        squared = q_sq + np.einsum("ij,ij->i", block, block)[None, :] - 2.0 * (queries @ block.T)
+        take = min(k, block.shape[0])
+        part = np.argpartition(squared, take - 1, axis=1)[:, :take]
+        cand_d = np.concatenate([best_d, np.take_along_axis(squared, part, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, part + start], axis=1)
+        order = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(cand_d, order, axis=1)
+        best_i = np.take_along_axis(cand_i, order, axis=1)
+    return best_i
+
+
+def recall_at(found: Sequence[Sequence[str]], exact: Sequence[Sequence[str]], k: int) -> float:
+    """Mean share of the exact k nearest that the search returned in its first k."""
+    if not exact:
+        return float("nan")
+    shares = [
+        len(set(f[:k]) & set(e[:k])) / max(1, min(k, len(e)))
+        for f, e in zip(found, exact, strict=True)
+    ]
+    return float(np.mean(shares))
+
+
+def percentile_ms(seconds: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(seconds) * 1000.0, q)) if seconds else float("nan")
+
+
+# -- the table -------------------------------------------------------------------------------
+
+# (key in a result row, column heading, format)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("size", "N", "{:,}"),
+    ("backend", "backend", "{}"),
+    ("load_rows_per_s", "load rows/s", "{:,.0f}"),
+    ("train_s", "train s", "{:.1f}"),
+    ("retrain_s", "retrain s", "{:.1f}"),
+    ("index_build_s", "index s", "{:.1f}"),
+    ("rss_mb", "RSS MB a/b", "{}"),
+    ("hwm_mb", "HWM MB a/b", "{}"),
+    ("db_mb", "DB MB", "{:,.0f}"),
+    ("search_k1_p50_ms", "k1 p50", "{:.2f}"),
+    ("search_k1_p99_ms", "k1 p99", "{:.2f}"),
+    ("search_k10_p50_ms", "k10 p50", "{:.2f}"),
+    ("search_k10_p99_ms", "k10 p99", "{:.2f}"),
+    ("recall_at_1", "R@1", "{:.4f}"),
+    ("recall_at_10", "R@10", "{:.4f}"),
+    ("identify_p50_ms", "ident p50", "{:.0f}"),
+    ("match_p50_ms", "match p50", "{:.0f}"),
+    ("p99_before_delete_ms", "p99 before del", "{:.0f}"),
+    ("worst_after_delete_ms", "worst after del", "{:.0f}"),
+)
+
+
+def _cell(row: dict[str, Any], key: str, form: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return "/".join(f"{v:.0f}" for v in value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return "-"
+    return form.format(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a Markdown table (times in ms unless the heading says s)."""
+    cells = [[_cell(row, key, form) for key, _, form in COLUMNS] for row in rows]
+    headings = [heading for _, heading, _ in COLUMNS]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headings)]
+    lines = [
+        "| " + " | ".join(h.rjust(w) for h, w in zip(headings, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    return "\n".join(lines)
+
+
+# -- real data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    person: str
+    enrolled: NDArray[np.float32]  # image 1's descriptor: a row of the gallery
+    query: NDArray[np.float32]  # image 2's descriptor
+    jpeg: Path  # image 2 itself, sent over HTTP
+
+
+@dataclass(frozen=True)
+class RealData:
+    model: GaussianModel
+    probes: list[Probe]
+    recipe: str
+    tta: str
+    dimension: int
+    fit_check: dict[str, Any]
+
+
+def real_data(data_dir: Path, probes: int, seed: int) -> RealData:
+    """The fitted Gaussian (cached), its check against the real impostor cosines, and the
+    probes; descriptors by the project's engine, cached by eval/lfw.py's descriptor cache."""
+    lfw_dir = _lfw_dir(data_dir)
+    counts = people_counts(lfw_dir)
+    fit_people = dev_people(lfw_dir, "pairsDevTrain.txt")
+    fitted = set(fit_people)
+    outside = sorted(p for p, n in counts.items() if n >= 2 and p not in fitted)
+    chosen = random.Random(seed).sample(outside, min(probes, len(outside)))
+    base = Settings()
+    settings = engine_settings(base.detector, base.recognizer)
+    spec = REGISTRY[settings.recognizer]
+    assert spec.recipe is not None
+    fit_paths = [
+        image_path(p, n) for p in fit_people for n in range(1, min(counts[p], FIT_PER_PERSON) + 1)
+    ]
+    probe_paths = [image_path(p, n) for p in chosen for n in (1, 2)]
+    tta: TTA = base.tta or cast(TTA, spec.default_tta)  # as FaceEngine resolves it
+    run = facegate_descriptors(lfw_dir, fit_paths + probe_paths, settings, views=VIEW_INDEX[tta])
+    descriptors = run.mode(tta, spec.recipe.normalized)
+    real = np.stack([descriptors[p] for p in fit_paths]).astype(np.float32)
+    owners = [p.split("/")[1] for p in fit_paths]
+    source = hashlib.sha256(
+        f"{spec.recipe.key}|{tta}|{settings.detector}|".encode() + "\n".join(fit_paths).encode()
+    ).hexdigest()
+    cache = base.data_dir / "eval-cache" / f"scale-gaussian-{spec.recipe.key.replace('/', '_')}.npz"
+    model = GaussianModel.load(cache, source)
+    if model is None:
+        model = GaussianModel.fit(real)
+        model.save(cache, source)
+        print(f"fitted a Gaussian to {len(real)} descriptors; cached in {cache}")
+    else:
+        print(f"the Gaussian fitted to {len(real)} descriptors, from {cache}")
+    rng = np.random.default_rng(seed)
+    synthetic = model.sampler(seed + 1)(20_000)
+    check: dict[str, Any] = {
+        "fit_images": len(real),
+        "fit_people": len(fit_people),
+        "real": cosine_stats(real, owners, COSINE_PAIRS, rng),
+        "synthetic": cosine_stats(synthetic, None, COSINE_PAIRS, rng),
+    }
+    for label in ("real", "synthetic"):
+        s = check[label]
+        print(
+            f"impostor cosine, {label:9s}: mean {s['mean']:+.4f}, std {s['std']:.4f}, "
+            f"99.9th percentile {s['p99_9']:+.4f} ({s['pairs']:,} random pairs)"
+        )
+    record("impostor_cosine_check", **check)
+    probe_list = [
+        Probe(
+            p,
+            descriptors[image_path(p, 1)].astype(np.float32),
+            descriptors[image_path(p, 2)].astype(np.float32),
+            lfw_dir / image_path(p, 2),
+        )
+        for p in chosen
+    ]
+    return RealData(model, probe_list, spec.recipe.key, tta, spec.recipe.dimension, check)
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+def enrollment_id(index: int) -> str:
+    """Deterministic, sortable and never starting with a dash (the CLI reads those as options)."""
+    return f"s{index:09d}"
+
+
+@dataclass
+class Loaded:
+    """What was written: every vector in row order (enrollment ``enrollment_id(i)`` is row i)."""
+
+    vectors: NDArray[np.float32]
+    names: list[str | None]
+    collection_id: str
+    owner_id: str
+    secret: str
+    rows: int = 0
+    load_s: float = 0.0
+    probe_rows: dict[str, int] = field(default_factory=dict)  # person -> row
+
+
+def write_rows(
+    database: Database,
+    owner_id: str,
+    collection_id: str,
+    start: int,
+    vectors: NDArray[np.float32],
+    names: Sequence[str | None],
+    recipe: str,
+    tta: str,
+    revision: int,
+) -> None:
+    """One batch: enrollments ``start``… with one embedding each, members at ``revision``, in
+    one transaction (executemany per table)."""
+    from facegate.service.common import utcnow
+
+    now = utcnow()
+    ids = [enrollment_id(start + i) for i in range(len(vectors))]
+    with database.engine.begin() as connection:
+        connection.execute(
+            insert(Enrollment),
+            [
+                {"id": i, "owner_id": owner_id, "name": n, "created": now, "updated": now}
+                for i, n in zip(ids, names, strict=True)
+            ],
+        )
+        connection.execute(
+            insert(Embedding),
+            [
+                {
+                    "enrollment_id": i,
+                    "position": 0,
+                    "vector": to_blob(v),
+                    "recipe": recipe,
+                    "tta": tta,
+                    "created": now,
+                }
+                for i, v in zip(ids, vectors, strict=True)
+            ],
+        )
+        connection.execute(
+            insert(CollectionMember),
+            [
+                {
+                    "collection_id": collection_id,
+                    "enrollment_id": i,
+                    "added": now,
+                    "added_revision": revision,
+                }
+                for i in ids
+            ],
+        )
+
+
+def load_store(
+    settings: Settings, database: Database, size: int, data: RealData, seed: int
+) -> Loaded:
+    """Key, collection and ``size`` enrollments (the probes' image 1 among them), plus room for
+    ``EXTRA`` more in the kept vectors."""
+    from facegate.service.common import new_id, utcnow
+
+    created = create_key(settings, "scale")
+    collection_id = new_id()
+    now = utcnow()
+    with database.engine.begin() as connection:
+        connection.execute(
+            insert(Collection),
+            [
+                {
+                    "id": collection_id,
+                    "owner_id": created.key_id,
+                    "name": f"scale-{size}",
+                    "unknowns": False,
+                    "created": now,
+                    "updated": now,
+                    "revision": 1,
+                    "training": False,
+                    "snapshot_version": 0,
+                }
+            ],
+        )
+    rng = np.random.default_rng(seed)
+    probes = data.probes[: min(len(data.probes), size)]
+    rows = rng.choice(size, size=len(probes), replace=False)
+    probe_at = {int(r): p for r, p in zip(rows, probes, strict=True)}
+    loaded = Loaded(
+        vectors=np.empty((size + EXTRA, data.dimension), np.float32),
+        names=[None] * (size + EXTRA),
+        collection_id=collection_id,
+        owner_id=created.key_id,
+        secret=created.secret,
+        probe_rows={p.person: r for r, p in probe_at.items()},
+    )
+    draw = data.model.sampler(seed + 2)
+    started = time.perf_counter()
+    for start in range(0, size, BATCH):
+        end = min(size, start + BATCH)
+        block = draw(end - start)
+        for row in range(start, end):
+            if row in probe_at:
+                block[row - start] = probe_at[row].enrolled
+                loaded.names[row] = probe_at[row].person
+        loaded.vectors[start:end] = block
+        write_rows(
+            database,
+            created.key_id,
+            collection_id,
+            start,
+            block,
+            loaded.names[start:end],
+            data.recipe,
+            data.tta,
+            1,
+        )
+    loaded.rows = size
+    loaded.load_s = time.perf_counter() - started
+    print(
+        f"  loaded {size:,} enrollments in {loaded.load_s:.1f} s "
+        f"({size / max(loaded.load_s, 1e-9):,.0f} rows/s, {BATCH:,} per executemany)",
+        flush=True,
+    )
+    return loaded
+
+
+def add_extra(database: Database, loaded: Loaded, data: RealData, seed: int) -> None:
+    """``EXTRA`` more enrollments at the next revision, the way an addition records them."""
+    block = data.model.sampler(seed + 3)(EXTRA)
+    with database.engine.begin() as connection:
+        revision = int(
+            connection.execute(
+                select(Collection.revision).where(Collection.id == loaded.collection_id)
+            ).scalar_one()
+        )
+        connection.execute(
+            update(Collection)
+            .where(Collection.id == loaded.collection_id)
+            .values(revision=revision + 1)
+        )
+    write_rows(
+        database,
+        loaded.owner_id,
+        loaded.collection_id,
+        loaded.rows,
+        block,
+        [None] * EXTRA,
+        data.recipe,
+        data.tta,
+        revision + 1,
+    )
+    loaded.vectors[loaded.rows : loaded.rows + EXTRA] = block
+    loaded.rows += EXTRA
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """One backend's fresh store for one size: the settings the servers get."""
+
+    backend: str
+    settings: Settings
+    env: dict[str, str]
+    size_on_disk: Callable[[Database], int]
+
+
+@contextmanager
+def postgres_cluster(root: Path) -> Iterator[Any]:
+    """A pgserver cluster (PostgreSQL 16 + pgvector) in ``root``, stopped at the end."""
+    # pgserver (through platformdirs) wants a runtime folder and warns without one; the
+    # variable is put back afterwards, since the folder goes with ``root``.
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    if previous is None:
+        (root / "xdg").mkdir(parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(root / "xdg")
+    try:
+        from pgserver.postgres_server import get_server
+
+        server = get_server(str(root / "pg"), cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+
+
+def sqlite_store(folder: Path) -> Store:
+    data_dir = folder / "data"
+    settings = Settings(data_dir=data_dir, database_url=None)
+
+    def size(_: Database) -> int:
+        # The database, its WAL and shared memory and the index files: everything in the data
+        # folder but the model cache.
+        return sum(
+            p.stat().st_size
+            for p in data_dir.rglob("*")
+            if p.is_file() and settings.model_cache_dir not in p.parents
+        )
+
+    return Store("sqlite", settings, {"FACEGATE_DATA_DIR": str(data_dir)}, size)
+
+
+def postgres_store(folder: Path, cluster: Any, name: str) -> Store:
+    # The socket folder pgserver chose (its data folder, or a shorter one for long paths).
+    socket_dir = str(make_url(cluster.get_uri()).query["host"])
+    cluster.psql(f"DROP DATABASE IF EXISTS {name};")
+    cluster.psql(f"CREATE DATABASE {name};")
+    url = f"postgresql+psycopg://postgres:@/{name}?host={socket_dir}"
+    data_dir = folder / "data"
+    settings = Settings(data_dir=data_dir, database_url=url)
+
+    def size(database: Database) -> int:
+        with database.engine.connect() as connection:
+            return int(
+                connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+            )
+
+    env = {"FACEGATE_DATA_DIR": str(data_dir), "FACEGATE_DATABASE_URL": url}
+    return Store("postgresql", settings, env, size)
+
+
+def drop_hnsw_indexes(database: Database) -> list[str]:
+    """HNSW indexes on the embeddings (before a bulk load: built once afterwards, not per row)."""
+    with database.engine.begin() as connection:
+        names = [
+            str(n)
+            for n in connection.execute(
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' "
+                    "AND indexdef ILIKE '%hnsw%'"
+                )
+            ).scalars()
+        ]
+        for name in names:
+            connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    return names
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+def _client(server: ServeProcess, secret: str) -> Any:
+    from facegate.client import Client
+
+    # No retries: a refused or slow answer is what is being measured.
+    return Client(server.url, secret, timeout=600.0, max_retries=0)
+
+
+def train_until_ready(client: Any, collection_id: str) -> float:
+    """Seconds from ``POST /v1/train`` until the collection's status is ``ready``."""
+    started = time.perf_counter()
+    client.train(collection_id)
+    deadline = time.monotonic() + TRAIN_TIMEOUT_S
+    while True:
+        entry = next(c for c in client.collections(enrollments_limit=0) if c.id == collection_id)
+        if entry.status == "ready":
+            return time.perf_counter() - started
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"collection {collection_id} not ready after {TRAIN_TIMEOUT_S} s")
+        time.sleep(POLL_S)
+
+
+def logged_build_s(servers: Sequence[ServeProcess]) -> float | None:
+    """The seconds of the last "approximate index built" line in the servers' JSON logs."""
+    found: float | None = None
+    for server in servers:
+        for line in server.log_path.read_text(errors="replace").splitlines():
+            if "approximate index" not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if str(entry.get("message", "")).startswith("approximate index built"):
+                found = float(entry.get("seconds", 0.0))
+    return found
+
+
+def _status_mb(pid: int, name: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {name} in /proc/{pid}/status")
+
+
+@dataclass
+class Timed:
+    kind: str
+    started: float
+    ended: float
+    ok: bool
+
+
+def request_loop(
+    client: Any,
+    jobs: Sequence[tuple[str, bytes, str]],
+    collection_id: str,
+    stop: threading.Event,
+    out: list[Timed],
+) -> None:
+    """identify and match, one after the other, until ``stop``; every request timed."""
+    i = 0
+    while not stop.is_set():
+        person_id, jpeg, kind = jobs[i % len(jobs)]
+        i += 1
+        started = time.perf_counter()
+        ok = True
+        try:
+            if kind == "identify":
+                client.identify(jpeg, collection_id)
+            else:
+                client.match(jpeg, person_id)
+        except Exception:  # refusals count as answers; their time is what matters
+            ok = False
+        out.append(Timed(kind, started, time.perf_counter(), ok))
+
+
+# -- one size on one backend -----------------------------------------------------------------
+
+
+def measure(
+    store: Store,
+    size: int,
+    data: RealData,
+    seed: int,
+    work: Path,
+    warm_identifies: int = WARM_IDENTIFIES,
+) -> dict[str, Any]:
+    from facegate.index.factory import make_gallery
+    from facegate.service.ports import TrainedSnapshot
+    from facegate.store.snapshot import SnapshotBounds
+
+    label = f"[{size:,} {store.backend}]"
+    print(f"{label} loading", flush=True)
+    database = Database.from_settings(store.settings)
+    row: dict[str, Any] = {"size": size, "backend": store.backend}
+    servers: list[ServeProcess] = []
+    clients: list[Any] = []
+    try:
+        gallery = make_gallery(store.settings, database)
+        if store.backend == "postgresql":
+            dropped = drop_hnsw_indexes(database)
+            if dropped:
+                print(f"  dropped {dropped} before the load")
+        loaded = load_store(store.settings, database, size, data, seed)
+        row["load_rows_per_s"] = size / max(loaded.load_s, 1e-9)
+        row["load_s"] = loaded.load_s
+        if store.backend == "postgresql":
+            started = time.perf_counter()
+            gallery.ensure_index(data.recipe, data.dimension)  # type: ignore[attr-defined]
+            row["index_build_s"] = time.perf_counter() - started
+        settings_env = {"FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **store.env}
+        # One after the other: both would run the (no-op) migrations at once otherwise.
+        for name in ("server-a", "server-b"):
+            servers.append(start_ready(store.settings.data_dir, work / name, settings_env))
+        clients = [_client(s, loaded.secret) for s in servers]
+        row["train_s"] = train_until_ready(clients[0], loaded.collection_id)
+        print(f"  trained in {row['train_s']:.1f} s", flush=True)
+        if store.backend == "sqlite":
+            row["index_build_s"] = logged_build_s(servers) or 0.0
+        row["db_mb"] = store.size_on_disk(database) / 1e6
+
+        # Direct search in this process, against exact search over the kept vectors.
+        with database.reading() as session:
+            collection = session.get(Collection, loaded.collection_id)
+            assert collection is not None and collection.trained_revision is not None
+            snapshot = TrainedSnapshot(
+                SnapshotBounds(
+                    collection.id,
+                    collection.trained_revision,
+                    int(collection.trained_watermark or 0),
+                    data.recipe,
+                ),
+                collection.snapshot_version,
+                collection.index_name,
+                # As identify passes it: pgvector searches a small snapshot exactly.
+                size=collection.trained_embeddings,
+            )
+            # Which kind of search answered: an index file, or exact (SQLite) / HNSW (PostgreSQL).
+            row["index_name"] = collection.index_name
+        probes = [p for p in data.probes if p.person in loaded.probe_rows]
+        queries = np.stack([p.query for p in probes])
+        started = time.perf_counter()
+        gallery.search(snapshot, data.dimension, queries[:1], 1)  # loads the index
+        row["first_search_ms"] = 1000 * (time.perf_counter() - started)
+        found: dict[int, list[list[str]]] = {}
+        for k in (1, 10):
+            times, answers = [], []
+            for query in queries:
+                started = time.perf_counter()
+                hits = gallery.search(snapshot, data.dimension, query[None, :], k)[0]
+                times.append(time.perf_counter() - started)
+                answers.append([h.label for h in hits])
+            found[k] = answers
+            row[f"search_k{k}_p50_ms"] = percentile_ms(times, 50)
+            row[f"search_k{k}_p99_ms"] = percentile_ms(times, 99)
+        exact = exact_top_k(loaded.vectors[:size], queries, 10)
+        exact_labels = [[enrollment_id(int(i)) for i in r] for r in exact]
+        row["recall_at_1"] = recall_at(found[1], exact_labels, 1)
+        row["recall_at_10"] = recall_at(found[10], exact_labels, 10)
+        row["rank1_own_direct"] = float(
+            np.mean(
+                [
+                    f[0] == enrollment_id(loaded.probe_rows[p.person])
+                    for f, p in zip(found[1], probes, strict=True)
+                ]
+            )
+        )
+
+        # Over HTTP: warm-up spread over both servers, then identify and match on server a.
+        jpegs = [(p, p.jpeg.read_bytes()) for p in probes]
+        for i in range(warm_identifies):
+            _, jpeg = jpegs[i % len(jpegs)]
+            try:
+                clients[i % 2].identify(jpeg, loaded.collection_id)
+            except Exception as exc:  # counted, not fatal: a face the detector misses
+                row.setdefault("warm_up_errors", []).append(type(exc).__name__)
+        row["rss_mb"] = [_status_mb(s.process.pid, "VmRSS") for s in servers]
+        row["hwm_mb"] = [_status_mb(s.process.pid, "VmHWM") for s in servers]
+        identify_s, match_s, named = [], [], 0
+        for probe, jpeg in jpegs[:HTTP_SAMPLES]:
+            own = enrollment_id(loaded.probe_rows[probe.person])
+            started = time.perf_counter()
+            try:
+                answer = clients[0].identify(jpeg, loaded.collection_id)
+                identify_s.append(time.perf_counter() - started)
+                named += answer.enrollment_id == own
+            except Exception as exc:
+                row.setdefault("http_errors", []).append(type(exc).__name__)
+            started = time.perf_counter()
+            try:
+                clients[0].match(jpeg, own)
+                match_s.append(time.perf_counter() - started)
+            except Exception as exc:
+                row.setdefault("http_errors", []).append(type(exc).__name__)
+        row["identify_p50_ms"] = percentile_ms(identify_s, 50)
+        row["match_p50_ms"] = percentile_ms(match_s, 50)
+        row["identify_named_own"] = named / max(1, len(identify_s))
+
+        # The incremental case: EXTRA more members, then train again.
+        add_extra(database, loaded, data, seed)
+        row["retrain_s"] = train_until_ready(clients[0], loaded.collection_id)
+        print(f"  retrained after {EXTRA:,} more in {row['retrain_s']:.1f} s", flush=True)
+
+        row.update(deletion_delay(servers, loaded, jpegs))
+    finally:
+        for client in clients:
+            client.close()
+        for server in servers:
+            server.stop()
+        database.dispose()
+    print(f"{label} done", flush=True)
+    return row
+
+
+def deletion_delay(
+    servers: Sequence[ServeProcess], loaded: Loaded, jpegs: Sequence[tuple[Probe, bytes]]
+) -> dict[str, Any]:
+    """Worst latency during the window after a deletion (and retrain) vs the p99 before it."""
+    jobs = [
+        (enrollment_id(loaded.probe_rows[p.person]), jpeg, kind)
+        for p, jpeg in jpegs[:HTTP_SAMPLES]
+        for kind in ("identify", "match")
+    ]
+    stop = threading.Event()
+    results: list[list[Timed]] = [[] for _ in range(CLIENTS)]
+    clients = [_client(servers[i % len(servers)], loaded.secret) for i in range(CLIENTS)]
+    threads = [
+        threading.Thread(
+            target=request_loop,
+            args=(clients[i], jobs[i:] + jobs[:i], loaded.collection_id, stop, results[i]),
+            daemon=True,
+        )
+        for i in range(CLIENTS)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(DELETION_WINDOW_S)
+        # A synthetic member (row 0 unless a probe is there): the big collection loses one.
+        victim = next(i for i in range(loaded.rows) if loaded.names[i] is None)
+        deleted_at = time.perf_counter()
+        with _client(servers[0], loaded.secret) as admin:
+            admin.delete_enrollment(enrollment_id(victim))
+            delete_s = time.perf_counter() - deleted_at
+            admin.train(loaded.collection_id)
+        time.sleep(max(0.0, deleted_at + DELETION_WINDOW_S - time.perf_counter()))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=600)
+        for client in clients:
+            client.close()
+    timed = [t for r in results for t in r]
+    before = [t.ended - t.started for t in timed if t.ended < deleted_at and t.started >= started]
+    after = [
+        t.ended - t.started
+        for t in timed
+        if t.ended >= deleted_at and t.started < deleted_at + DELETION_WINDOW_S
+    ]
+    return {
+        "p99_before_delete_ms": percentile_ms(before, 99),
+        "worst_after_delete_ms": 1000 * max(after) if after else float("nan"),
+        "delete_request_ms": 1000 * delete_s,
+        "requests_before_delete": len(before),
+        "requests_after_delete": len(after),
+        "failed_requests_around_delete": sum(not t.ok for t in timed),
+    }
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def run_scale_bench(
+    data_dir: Path,
+    *,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    backends: Sequence[str] = BACKENDS,
+    probes: int = 200,
+    seed: int = 10,
+    work: Path | None = None,
+    warm_identifies: int = WARM_IDENTIFIES,
+) -> list[dict[str, Any]]:
+    """Every size on every backend; prints the table and records each row (eval/report.py)."""
+    data = real_data(data_dir, probes, seed)
+    print(
+        f"facegate bench scale: sizes {list(sizes)}, backends {list(backends)}, "
+        f"{len(data.probes)} real probes, recipe {data.recipe} (tta {data.tta}), seed {seed}",
+        flush=True,
+    )
+    rows: list[dict[str, Any]] = []
+    root = Path(tempfile.mkdtemp(prefix="facegate-scale-", dir=work))
+    try:
+        cluster_context = postgres_cluster(root) if "postgresql" in backends else None
+        cluster = cluster_context.__enter__() if cluster_context is not None else None
+        try:
+            for size in sizes:
+                for backend in backends:
+                    folder = root / f"{backend}-{size}"
+                    folder.mkdir()
+                    store = (
+                        sqlite_store(folder)
+                        if backend == "sqlite"
+                        else postgres_store(folder, cluster, f"scale_{size}")
+                    )
+                    row = measure(store, size, data, seed, folder, warm_identifies)
+                    if cluster is not None and backend == "postgresql":
+                        cluster.psql(f"DROP DATABASE IF EXISTS scale_{size};")
+                    rows.append(row)
+                    record("scale", **row)
+                    # The next size needs the disk: a 10^6 store is gigabytes.
+                    shutil.rmtree(folder, ignore_errors=True)
+                    print(format_table(rows), flush=True)
+        finally:
+            if cluster_context is not None:
+                cluster_context.__exit__(None, None, None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(format_table(rows))
+    return rows

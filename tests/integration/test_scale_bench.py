@@ -1,0 +1,70 @@
+"""``facegate bench scale`` end to end at tiny sizes: both backends, the JSON report complete.
+
+Needs LFW (the Gaussian fit and the probes) at ``../shared/facedata`` beside the checkout, as
+the other LFW benchmarks do; PostgreSQL comes from the pgserver package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from facegate.cli import main
+from facegate.eval.scale_bench import COLUMNS
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "facedata"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not (DATA / "lfw" / "people_counts.csv").is_file(), reason=f"no LFW at {DATA}"
+    ),
+]
+
+SIZES = (500, 3000)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def test_bench_scale_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    code = main(
+        [
+            "bench",
+            "scale",
+            str(DATA),
+            "--sizes",
+            ",".join(map(str, SIZES)),
+            "--backends",
+            ",".join(BACKENDS),
+            "--probes",
+            "10",
+            "--warm-identifies",
+            "20",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    check = next(f for f in report["figures"] if f["section"] == "impostor_cosine_check")
+    for label in ("real", "synthetic"):
+        assert -1 <= check[label]["mean"] <= 1 and check[label]["std"] > 0
+    rows = [f for f in report["figures"] if f["section"] == "scale"]
+    assert [(r["size"], r["backend"]) for r in rows] == [(s, b) for s in SIZES for b in BACKENDS]
+    for row in rows:
+        missing = [key for key, _, _ in COLUMNS if row.get(key) is None]
+        assert not missing, (row["size"], row["backend"], missing)
+        for key in ("recall_at_1", "recall_at_10"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["search_k1_p50_ms"] > 0 and row["search_k10_p50_ms"] > 0
+        assert len(row["rss_mb"]) == 2 and all(mb > 0 for mb in row["rss_mb"])
+        assert row["db_mb"] > 0 and row["train_s"] > 0 and row["retrain_s"] > 0
+        assert row["requests_before_delete"] > 0 and row["requests_after_delete"] > 0
+        assert all(math.isfinite(row[k]) for k in ("identify_p50_ms", "match_p50_ms"))
+        # The probes are real people among synthetic impostors: found by their own image 1.
+        assert row["rank1_own_direct"] >= 0.7
