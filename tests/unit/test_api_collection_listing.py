@@ -86,6 +86,19 @@ def test_limit_zero_answers_only_the_counts(
     assert _listing(client, tenants.bob) == {}  # another key counts nothing of these
 
 
+def test_one_collection_only_and_404_for_another_keys(
+    client: TestClient, tenants: Tenants, faces: Faces
+) -> None:
+    big = _collection(client, tenants.alice, "big")
+    _collection(client, tenants.alice, "other")
+    ids = _members(client, tenants.alice, faces, big, 3)
+    page = _listing(client, tenants.alice, f"?collection_id={big}&enrollments_limit=2")
+    assert list(page) == [big]
+    assert (page[big]["enrollments"], page[big]["enrollment_count"]) == (ids[:2], 3)
+    refused = client.get(f"/v1/collection?collection_id={big}", headers=tenants.bob)
+    assert refused.status_code == 404 and refused.json()["success"] is False
+
+
 def test_deleting_a_member_changes_the_count(
     client: TestClient, tenants: Tenants, faces: Faces
 ) -> None:

@@ -180,7 +180,8 @@ class Client(_Base):
 
     def collection(self, collection_id: str) -> Collection:
         """One collection (NotFound if this key has none with that id)."""
-        return core.find_collection(self.collections(), collection_id)
+        listed = self._send(core.list_collections(collection_id=collection_id))
+        return core.find_collection(listed, collection_id)
 
     def train(self, collection_id: str, *, wait: bool = False, timeout: float = 60.0) -> str:
         """Start training a collection; with ``wait``, return once training has finished."""
@@ -336,7 +337,8 @@ class AsyncClient(_Base):
         )
 
     async def collection(self, collection_id: str) -> Collection:
-        return core.find_collection(await self.collections(), collection_id)
+        listed = await self._send(core.list_collections(collection_id=collection_id))
+        return core.find_collection(listed, collection_id)
 
     async def train(self, collection_id: str, *, wait: bool = False, timeout: float = 60.0) -> str:
         collection_id = await self._send(core.train(collection_id))

@@ -161,10 +161,15 @@ def delete_collection(collection_id: str) -> Call[None]:
 
 
 def list_collections(
-    *, enrollments_limit: int | None = None, enrollments_offset: int = 0
+    *,
+    enrollments_limit: int | None = None,
+    enrollments_offset: int = 0,
+    collection_id: str | None = None,
 ) -> Call[list[types.Collection]]:
     # Only what was asked is sent: by default the request is the seed's plain GET.
     params: dict[str, str] = {}
+    if collection_id is not None:
+        params["collection_id"] = collection_id
     if enrollments_limit is not None:
         params["enrollments_limit"] = str(enrollments_limit)
     if enrollments_offset:

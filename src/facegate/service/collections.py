@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 
 from facegate.errors import BadRequest
 from facegate.service.common import Tenant, check_page, get_owned, new_id, utcnow
@@ -110,9 +110,11 @@ class Collections:
         *,
         enrollments_limit: int = DEFAULT_ENROLLMENTS_LIMIT,
         enrollments_offset: int = 0,
+        only: str | None = None,
     ) -> list[CollectionView]:
-        """Every collection of the tenant with the same page of each one's member ids: those
-        from ``enrollments_offset`` on, at most ``enrollments_limit`` (0: counts only)."""
+        """Every collection of the tenant (or ``only`` that one: NotFound if it is not the
+        tenant's) with the same page of each one's member ids: those from
+        ``enrollments_offset`` on, at most ``enrollments_limit`` (0: counts only)."""
         check_page(
             enrollments_limit,
             enrollments_offset,
@@ -122,6 +124,10 @@ class Collections:
         )
         owned = Collection.owner_id == tenant.key_id
         with self._db.reading() as session:
+            if only is not None:
+                owned = and_(
+                    owned, Collection.id == get_owned(session, Collection, only, tenant).id
+                )
             collections = session.scalars(
                 select(Collection).where(owned).order_by(Collection.created, Collection.id)
             ).all()

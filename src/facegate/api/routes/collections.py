@@ -115,12 +115,21 @@ async def list_collections(
             examples=[0],
         ),
     ] = 0,
+    collection_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="only this collection (404 if it is not yours): pages through one "
+            "large collection's members without reading the others'",
+        ),
+    ] = None,
 ) -> JSONResponse:
     views = await run_in_threadpool(
         services.collections.list,
         tenant,
         enrollments_limit=enrollments_limit,
         enrollments_offset=enrollments_offset,
+        only=collection_id,
     )
     return ok([presenters.collection(v) for v in views], "collections listed successfully")
 
