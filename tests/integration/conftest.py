@@ -176,6 +176,39 @@ def live(request: pytest.FixtureRequest) -> LiveServer:
     return server
 
 
+@dataclass(frozen=True)
+class SharedStore:
+    """One store for several servers (the two-process tests): a SQLite file in ``data_dir`` or
+    a PostgreSQL database of its own. Servers get :attr:`env` (empty for SQLite: the default
+    file in their data folder) and the same ``data_dir``."""
+
+    backend: Backend
+    data_dir: Path
+    url: str
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.data_dir, database_url=self.url)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {} if self.backend == "sqlite" else {"FACEGATE_DATABASE_URL": self.url}
+
+    def open(self, *, read_only: bool = True) -> Store:
+        return Store(self.url, read_only=read_only)
+
+
+@pytest.fixture(params=BOTH_BACKENDS)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> SharedStore:
+    """An empty store on each backend in turn (ids ``sqlite`` and ``postgresql``)."""
+    backend: Backend = request.param
+    data_dir = tmp_path / "data"
+    if backend == "sqlite":
+        return SharedStore(backend, data_dir, Settings(data_dir=data_dir).sqlalchemy_url)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return SharedStore(backend, data_dir, server.new_database("shared"))
+
+
 class Photos:
     """Package-shipped faces, encoded once per session (each encode is a real JPEG)."""
 
