@@ -22,9 +22,10 @@ class PostgresServer:
 
     def __init__(self, pgdata: Path) -> None:
         """Starts PostgreSQL on ``pgdata`` (created); XDG_RUNTIME_DIR must be set (see conftest)."""
-        import pgserver  # imported here: only sessions that need PostgreSQL pay for it
+        # Imported here: only sessions that need PostgreSQL pay for it.
+        from pgserver.postgres_server import get_server
 
-        self._server: Any = pgserver.get_server(pgdata, cleanup_mode="stop")
+        self._server: Any = get_server(pgdata, cleanup_mode="stop")
         # postgresql://postgres:@/postgres?host=SOCKET_FOLDER
         self.host = parse_qs(urlsplit(self._server.get_uri()).query)["host"][0]
         self._admin: Engine = create_engine(
