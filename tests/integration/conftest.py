@@ -1,22 +1,26 @@
-"""One live facegate server per test session: ``facegate serve`` in a subprocess on a free port,
-a real SQLite file in a temporary data folder, the real models, real HTTP with httpx.
+"""One live facegate server per test session and backend: ``facegate serve`` in a subprocess on
+a free port, with a real SQLite file in a temporary data folder or a database of its own on the
+session's real PostgreSQL (tests/postgres.py), the real models, real HTTP with httpx.
+
+A module runs on SQLite unless it sets ``LIVE_BACKENDS = BOTH_BACKENDS``: then every test in it
+runs once per backend (ids ``sqlite`` and ``postgresql``), each on its backend's one server.
 
 Keys are made the operator's way (``facegate.service.keys``) before the server starts: two
 tenants and one revoked key. Rate limiting is off. Helpers here also read the store directly
-(read-only) so tests can prove that a refused request changed nothing.
+(read-only, through SQLAlchemy: the same on both backends) so tests can prove that a refused
+request changed nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import numpy as np
@@ -33,8 +37,13 @@ from tests.factories import (
     grace_hopper_rgb,
     group_member_rgb,
 )
+from tests.postgres import PostgresServer
+from tests.store import Store
 
 STARTUP_TIMEOUT_S = 300
+
+Backend = Literal["sqlite", "postgresql"]
+BOTH_BACKENDS: tuple[Backend, ...] = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -43,8 +52,13 @@ class LiveServer:
     data_dir: Path
     log_path: Path
     keys: dict[str, str]  # name → secret: "alice", "bob", "revoked"
+    store: Store  # the server's database, read-only
     pid: int = 0  # the server process, for memory figures
     clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        return self.store.backend
 
     def client(self, key: str | None = "alice", **headers: str) -> httpx.Client:
         """A client for /v1 with the named key's x-api-key header (None: no key at all)."""
@@ -58,36 +72,15 @@ class LiveServer:
     def store_fingerprint(self) -> str:
         """A digest of every row of every table, read without writing."""
         self.wait_for_training()
-        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
-        digest = hashlib.sha256()
-        with sqlite3.connect(uri, uri=True) as connection:
-            tables = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-                )
-            ]
-            for table in tables:
-                digest.update(table.encode())
-                rows = connection.execute(f'SELECT * FROM "{table}"').fetchall()
-                for row in sorted(rows, key=repr):
-                    digest.update(repr(row).encode())
-        return digest.hexdigest()
+        return self.store.fingerprint()
 
     def scalar(self, sql: str, *params: object) -> object:
-        """One value from a read-only query on the server's store."""
-        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
-        with sqlite3.connect(uri, uri=True) as connection:
-            return connection.execute(sql, params).fetchone()[0]
+        """One value from a read-only query on the server's store (``?`` placeholders)."""
+        return self.store.scalar(sql, *params)
 
     def wait_for_training(self, timeout_s: float = 30) -> None:
-        uri = f"file:{self.data_dir / 'facegate.db'}?mode=ro"
         deadline = time.monotonic() + timeout_s
-        while True:
-            with sqlite3.connect(uri, uri=True) as connection:
-                busy = connection.execute("SELECT count(*) FROM collections WHERE training")
-                if busy.fetchone()[0] == 0:
-                    return
+        while self.store.scalar("SELECT count(*) FROM collections WHERE training") != 0:
             assert time.monotonic() < deadline, "training never finished"
             time.sleep(0.05)
 
@@ -119,15 +112,17 @@ def wait_until(server: ServeProcess, path: str, ready: Callable[[httpx.Response]
         pytest.fail(str(exc))
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("live")
+def _live_server(root: Path, database_url: str | None = None) -> Iterator[LiveServer]:
+    """A started server with its keys, stopped cleanly after (asserted); ``database_url`` None:
+    SQLite in the data folder, the default."""
     data_dir = root / "data"
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
     keys = {name: create_key(settings, name) for name in ("alice", "bob", "revoked")}
     revoke_key(settings, keys["revoked"].key_id)
     log_path = root / "server.log"
-    process = start_server(data_dir, log_path)
+    env = {} if database_url is None else {"FACEGATE_DATABASE_URL": database_url}
+    store = Store(settings.sqlalchemy_url)
+    process = start_server(data_dir, log_path, **env)
     try:
         wait_until(process, "/readyz", lambda r: r.status_code == 200)
         server = LiveServer(
@@ -135,6 +130,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             data_dir,
             log_path,
             {n: k.secret for n, k in keys.items()},
+            store,
             pid=process.process.pid,
         )
         yield server
@@ -142,10 +138,75 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             client.close()
     finally:
         exit_code = process.stop()
+        store.dispose()
     # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is complete.
     log_tail = log_path.read_text()[-3000:]
     assert exit_code in (0, -signal.SIGTERM), f"unclean shutdown ({exit_code}):\n{log_tail}"
     assert "Application shutdown complete" in log_tail
+
+
+@pytest.fixture(scope="session")
+def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from _live_server(tmp_path_factory.mktemp("live"))
+
+
+@pytest.fixture(scope="session")
+def live_postgresql(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[LiveServer]:
+    yield from _live_server(
+        tmp_path_factory.mktemp("live-pg"), postgres_server.new_database("live")
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules with ``LIVE_BACKENDS`` run each test that uses ``live`` once per backend."""
+    backends = getattr(metafunc.module, "LIVE_BACKENDS", None)
+    if backends and "live" in metafunc.fixturenames:
+        metafunc.parametrize("live", backends, indirect=True, scope="session", ids=str)
+
+
+@pytest.fixture(scope="session")
+def live(request: pytest.FixtureRequest) -> LiveServer:
+    """The session's server on the backend this test runs on (SQLite unless parametrized): one
+    per backend, started at first use and shared by every module after."""
+    backend: Backend = getattr(request, "param", "sqlite")
+    server = request.getfixturevalue(f"live_{backend}")
+    assert isinstance(server, LiveServer)
+    return server
+
+
+@dataclass(frozen=True)
+class SharedStore:
+    """One store for several servers (the two-process tests): a SQLite file in ``data_dir`` or
+    a PostgreSQL database of its own. Servers get :attr:`env` (empty for SQLite: the default
+    file in their data folder) and the same ``data_dir``."""
+
+    backend: Backend
+    data_dir: Path
+    url: str
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.data_dir, database_url=self.url)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {} if self.backend == "sqlite" else {"FACEGATE_DATABASE_URL": self.url}
+
+    def open(self, *, read_only: bool = True) -> Store:
+        return Store(self.url, read_only=read_only)
+
+
+@pytest.fixture(params=BOTH_BACKENDS)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> SharedStore:
+    """An empty store on each backend in turn (ids ``sqlite`` and ``postgresql``)."""
+    backend: Backend = request.param
+    data_dir = tmp_path / "data"
+    if backend == "sqlite":
+        return SharedStore(backend, data_dir, Settings(data_dir=data_dir).sqlalchemy_url)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return SharedStore(backend, data_dir, server.new_database("shared"))
 
 
 class Photos:

@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import LiveServer, Photos
+from tests.integration.conftest import BOTH_BACKENDS, LiveServer, Photos
 
 pytestmark = pytest.mark.integration
+# Every test here runs on SQLite and on PostgreSQL, each on its own live server.
+LIVE_BACKENDS = BOTH_BACKENDS
 
 
 def _data(response: httpx.Response) -> Any:

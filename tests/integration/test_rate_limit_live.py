@@ -1,4 +1,5 @@
-"""Two API processes on one SQLite file share one rate limit: over real HTTP, no models loaded."""
+"""Two API processes on one store share one rate limit: over real HTTP, no models loaded, on one
+SQLite file and on one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from facegate.config import Settings
 from facegate.service.keys import create_key
-from tests.integration.conftest import start_server, wait_until
+from tests.integration.conftest import SharedStore, start_server, wait_until
 
 LIMIT = 5
 EXTRA = 7
@@ -22,14 +22,18 @@ def _outside_a_window_boundary(margin_s: float = 10.0) -> None:
         time.sleep(left + 0.2)
 
 
-def test_two_processes_admit_the_limit_between_them(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    key = create_key(Settings(data_dir=data_dir), "shared")  # also migrates the store
+def test_two_processes_admit_the_limit_between_them(
+    tmp_path: Path, shared_store: SharedStore
+) -> None:
+    key = create_key(shared_store.settings, "shared")  # also migrates the store
     env = {
+        **shared_store.env,
         "FACEGATE_RATE_LIMIT_PER_MINUTE": str(LIMIT),
         "FACEGATE_WARM_UP_ON_START": "false",
     }
-    servers = [start_server(data_dir, tmp_path / f"server{i}.log", **env) for i in range(2)]
+    servers = [
+        start_server(shared_store.data_dir, tmp_path / f"server{i}.log", **env) for i in range(2)
+    ]
     try:
         for server in servers:
             wait_until(server, "/healthz", lambda r: r.status_code == 200)
@@ -53,3 +57,13 @@ def test_two_processes_admit_the_limit_between_them(tmp_path: Path) -> None:
     for _, answer in refused:
         assert 1 <= int(answer.headers["retry-after"]) <= 60
         assert answer.json()["success"] is False
+    # The count lives in the shared store (every request counted, refused ones too), and on
+    # PostgreSQL nothing fell back to a SQLite file of its own.
+    store = shared_store.open()
+    try:
+        counted = store.rows("SELECT requests FROM rate_limits WHERE key_id = ?", key.key_id)
+        assert counted == [(LIMIT + EXTRA,)]  # one window: the test kept clear of a boundary
+    finally:
+        store.dispose()
+    if shared_store.backend == "postgresql":
+        assert not (shared_store.data_dir / "facegate.db").exists()

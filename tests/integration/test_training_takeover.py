@@ -1,5 +1,6 @@
-"""Two servers on one SQLite file: the one holding a training job is SIGKILLed, the other takes
-the job over once the lease expires, and the collection becomes ``ready`` (issue 11).
+"""Two servers on one store (one SQLite file, one PostgreSQL database): the one holding a training
+job is SIGKILLed, the other takes the job over once the lease expires, and the collection becomes
+``ready`` (issue 11).
 
 No models are loaded (training needs none): the member is written straight into the store, as
 enrolling it would load the recogniser. Server A runs its jobs after a deliberate delay (the
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facegate.config import Settings
+from facegate.engine.zoo import SFACE_RECIPE
 from facegate.eval.serve_process import ServeProcess
 from facegate.service.keys import CreatedKey, create_key
+from tests.integration.conftest import SharedStore
 
 pytestmark = pytest.mark.integration
 
@@ -39,25 +40,28 @@ def _env(**settings: str) -> dict[str, str]:
         "FACEGATE_WARM_UP_ON_START": "false",
         "FACEGATE_TRAINING_LEASE_S": str(LEASE_S),
         "FACEGATE_TRAINING_HEARTBEAT_S": "0.25",
-        **{f"FACEGATE_{name.upper()}": value for name, value in settings.items()},
+        **{
+            name if name.startswith("FACEGATE_") else f"FACEGATE_{name.upper()}": value
+            for name, value in settings.items()
+        },
     }
 
 
-def _rows(database: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        return connection.execute(sql, params).fetchall()
-
-
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess, CreatedKey]]:
-    data_dir = tmp_path / "data"
+def servers(
+    tmp_path: Path, shared_store: SharedStore
+) -> Iterator[tuple[ServeProcess, ServeProcess, CreatedKey]]:
+    data_dir = shared_store.data_dir
     # Made before either server starts, so that the store is migrated once, not by two at once.
-    key = create_key(Settings(data_dir=data_dir), "alice")
-    b = ServeProcess(data_dir, tmp_path / "b.log", env=_env(training_sweep_s=str(SWEEP_S)))
+    key = create_key(shared_store.settings, "alice")
+    store_env = shared_store.env
+    b = ServeProcess(
+        data_dir, tmp_path / "b.log", env=_env(**store_env, training_sweep_s=str(SWEEP_S))
+    )
     a = ServeProcess(
         data_dir,
         tmp_path / "a.log",
-        env=_env(training_sweep_s="0", training_test_delay_s="600"),
+        env=_env(**store_env, training_sweep_s="0", training_test_delay_s="600"),
     )
     try:
         for server in (a, b):
@@ -70,38 +74,48 @@ def servers(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess, Create
 
 
 def test_a_killed_owners_training_is_finished_by_another_process(
-    tmp_path: Path, servers: tuple[ServeProcess, ServeProcess, CreatedKey]
+    shared_store: SharedStore, servers: tuple[ServeProcess, ServeProcess, CreatedKey]
 ) -> None:
     a, b, key = servers
-    database = tmp_path / "data" / "facegate.db"
     headers = {"x-api-key": key.secret}
     created = httpx.post(f"{a.url}/v1/collection", headers=headers, json={"name": "c"}, timeout=30)
     collection = created.json()["data"]["collection_id"]
-    with sqlite3.connect(database) as connection:
-        connection.execute(
+    stamp = "2026-01-01 00:00:00"
+    writer = shared_store.open(read_only=False)
+    try:
+        # The running recipe's: the snapshot's size (in the listing) counts only those.
+        writer.rows(
             "INSERT INTO enrollments (id, owner_id, name, created, updated) "
-            "VALUES ('e1', ?, 'Ada', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-            (key.key_id,),
+            "VALUES ('e1', ?, 'Ada', ?, ?)",
+            key.key_id,
+            stamp,
+            stamp,
         )
-        connection.execute(
+        writer.rows(
             "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
-            "VALUES ('e1', 0, ?, 'test', '2026-01-01 00:00:00')",
-            (bytes(128 * 4),),
+            "VALUES ('e1', 0, ?, ?, ?)",
+            bytes(128 * 4),
+            SFACE_RECIPE.key,
+            stamp,
         )
-        connection.execute(
+        writer.rows(
             "INSERT INTO collection_members (collection_id, enrollment_id, added) "
-            "VALUES (?, 'e1', '2026-01-01 00:00:00')",
-            (collection,),
+            "VALUES (?, 'e1', ?)",
+            collection,
+            stamp,
         )
+    finally:
+        writer.dispose()
+    store = shared_store.open()
 
     trained = httpx.post(
         f"{a.url}/v1/train", headers=headers, json={"collection_id": collection}, timeout=30
     )
     assert trained.status_code == 200, trained.text
-    [(training, owner)] = _rows(
-        database, "SELECT training, training_owner FROM collections WHERE id = ?", collection
+    [(training, owner)] = store.rows(
+        "SELECT training, training_owner FROM collections WHERE id = ?", collection
     )
-    assert training == 1
+    assert training  # 1 on SQLite, True on PostgreSQL
     assert isinstance(owner, str) and f":{a.process.pid}:" in owner, owner
 
     a.process.send_signal(signal.SIGKILL)
@@ -117,17 +131,11 @@ def test_a_killed_owners_training_is_finished_by_another_process(
     else:
         pytest.fail(f"not ready {TAKEOVER_BOUND_S} s after the kill: {listing}\n{b.log_tail()}")
 
-    assert _rows(database, "SELECT count(*) FROM collections WHERE training") == [(0,)]
-    assert _rows(database, "SELECT training_owner, training_lease_until FROM collections") == [
+    assert store.rows("SELECT count(*) FROM collections WHERE training") == [(0,)]
+    assert store.rows("SELECT training_owner, training_lease_until FROM collections") == [
         (None, None)
     ]
-    # B's snapshot holds the one enrollment: its revision and watermark cover its embedding.
-    snapshot = _rows(
-        database,
-        "SELECT count(*) FROM embeddings e JOIN collection_members m "
-        "ON m.enrollment_id = e.enrollment_id JOIN collections c ON c.id = m.collection_id "
-        "WHERE c.id = ? AND m.added_revision <= c.trained_revision AND e.id <= c.trained_watermark",
-        collection,
-    )
-    assert snapshot == [(1,)]
+    # B's snapshot holds the member A never got to: one person, one embedding.
+    assert listing[0]["size"] == {"enrollments": 1, "embeddings": 1}, listing
     assert "claimed training jobs" in b.log_tail(100_000)
+    store.dispose()

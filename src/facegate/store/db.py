@@ -1,9 +1,10 @@
 """The database handle: one SQLAlchemy engine, transactional sessions, migrations, a ping.
 
-SQLite files hold embeddings and key digests: the folder is made 0700 and the files 0600 (the
-``-wal`` and ``-shm`` files SQLite creates take the main file's mode), deleted rows are zeroed
-(``secure_delete``) and a delete ends with a checkpoint that empties the write-ahead log, where
-the deleted rows' old pages would otherwise stay readable until the next automatic checkpoint.
+The data folder is made 0700 on every backend. SQLite files hold embeddings and key digests: the
+files are made 0600 (the ``-wal`` and ``-shm`` files SQLite creates take the main file's mode),
+deleted rows are zeroed (``secure_delete``) and a delete ends with a checkpoint that empties the
+write-ahead log, where the deleted rows' old pages would otherwise stay readable until the next
+automatic checkpoint.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Database:
         url = make_url(settings.sqlalchemy_url)
+        # The data folder is private on every backend: with PostgreSQL it still holds the
+        # converted model caches, and the operator expects one rule for it.
+        _private_folder(settings.data_dir)
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            _private_folder(settings.data_dir)
             _private_sqlite_files(Path(url.database))
         database = cls(settings.sqlalchemy_url)
         if migrate:
