@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from facegate.config import Settings
 from facegate.engine.zoo import DLIB_RECIPE
 from facegate.errors import RateLimited
+from facegate.index.factory import make_gallery
 from facegate.service.common import utcnow
 from facegate.service.decision import OpenSetPlanner
 from facegate.service.keys import KeyStore
@@ -238,7 +239,12 @@ def _trainer(database: Database, owner: str) -> Trainer:
     engine: Any = SimpleNamespace(impostor_tail=None, recipe=DLIB_RECIPE, tta="none")
     settings = Settings(training_lease_s=30)
     return Trainer(
-        database, OpenSetPlanner(settings, engine), DLIB_RECIPE.key, settings, owner=owner
+        database,
+        OpenSetPlanner(settings, engine),
+        DLIB_RECIPE,
+        make_gallery(settings, database),
+        settings,
+        owner=owner,
     )
 
 

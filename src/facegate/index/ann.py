@@ -1,9 +1,10 @@
 """An approximate nearest-neighbour index file: usearch's HNSW over a snapshot's embeddings.
 
-Why usearch (measured, BENCHMARKS.md "Choosing the in-process index"): its int8 vectors make a
-million 128-d descriptors a ~280 MB file instead of 512 MB of float32 (hnswlib keeps float32
-only), and a saved index can be *viewed* — memory-mapped read-only — so every API process on a
-machine shares one copy in the page cache and opening it costs nothing. Keys are the
+Why usearch (measured with tools/ann_choice.py, BENCHMARKS.md): its int8 vectors make a
+million 128-d descriptors a file of a few hundred MB instead of 512 MB of float32 plus the
+graph (hnswlib keeps float32 only), and a saved index can be *viewed* — memory-mapped
+read-only — so every API process on a machine shares one copy in the page cache and opening it
+costs nothing. Keys are the
 embeddings' integer ids; nothing per vector lives in Python.
 
 The index only proposes candidates: the gallery re-reads the candidates' rows from the store
@@ -26,12 +27,15 @@ from usearch.index import BatchMatches, Index
 
 __all__ = ["Index", "ScalarKind", "ViewCache"]
 
-# HNSW shape: 16 links per node, 64 candidates while inserting (two thirds of the build time
-# of 128 at the same recall@1, measured on 200,000 anisotropic unit vectors: 0.993 vs 0.998
-# at 128 / 64 search candidates), 128 while searching.
-CONNECTIVITY = 16
+# HNSW shape, chosen on 100,000 vectors drawn like SFace descriptors (eval/scale_bench.py's
+# Gaussian) with probes at their mates' typical cosine (0.78): they lie far from every stored
+# vector, which is hard for a graph search. 16 links per node found the true nearest for 90 %
+# of probes at 128 search candidates, 97 % at 256; 32 links with 64 candidates while inserting:
+# 99.7 % at 128 and 100 % at 256, 1.5-2.5 ms a search, a build ~30 % slower than 16 links
+# (32 links and 128 while inserting: 3x the build for the same recall).
+CONNECTIVITY = 32
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 128
+EXPANSION_SEARCH = 256
 _SHAPE: dict[str, Any] = {
     "connectivity": CONNECTIVITY,
     "expansion_add": EXPANSION_ADD,

@@ -146,25 +146,47 @@ class InProcessGallery:
         keys: NDArray[np.int64],
         k: int,
     ) -> list[GalleryHit]:
-        """The candidates still in the snapshot, by exact distance, best per enrollment."""
+        """The candidates still in the snapshot, by exact distance, best per enrollment.
+
+        Three lookups by primary key rather than one join: joined, SQLite's planner may walk
+        the collection's memberships (every row of a large collection) instead of the ids."""
         if not len(keys):
             return []
         with self._db.reading() as session:
             rows = session.execute(
-                bounds.select(Embedding.enrollment_id, Embedding.vector, Enrollment.name)
-                .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
-                .where(Embedding.id.in_([int(key) for key in keys]))
+                select(Embedding.enrollment_id, Embedding.vector).where(
+                    Embedding.id.in_([int(key) for key in keys]),
+                    Embedding.id <= bounds.watermark,
+                    Embedding.recipe == bounds.recipe,
+                )
             ).all()
-        if not rows:
-            return []
-        vectors = stack_blobs([row[1] for row in rows], dimension)
-        distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
-        best: dict[str, tuple[float, str | None]] = {}
-        for (label, _, name), distance in zip(rows, distances, strict=True):
-            if label not in best or distance < best[label][0]:
-                best[label] = (float(distance), name)
-        ranked = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[:k]
-        return [GalleryHit(label, name, distance) for label, (distance, name) in ranked]
+            members = set(
+                session.scalars(
+                    select(CollectionMember.enrollment_id).where(
+                        CollectionMember.collection_id == bounds.collection_id,
+                        CollectionMember.enrollment_id.in_({row[0] for row in rows}),
+                        CollectionMember.added_revision <= bounds.revision,
+                    )
+                )
+            )
+            rows = [row for row in rows if row[0] in members]
+            if not rows:
+                return []
+            vectors = stack_blobs([row[1] for row in rows], dimension)
+            distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
+            best: dict[str, float] = {}
+            for (label, _), distance in zip(rows, distances, strict=True):
+                best[label] = min(best.get(label, np.inf), float(distance))
+            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
+            names: dict[str, str | None] = {
+                enrollment_id: name
+                for enrollment_id, name in session.execute(
+                    select(Enrollment.id, Enrollment.name).where(
+                        Enrollment.id.in_([label for label, _ in ranked])
+                    )
+                )
+            }
+        return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]
 
     # -- build (training, off the request path) --------------------------------------------
 
