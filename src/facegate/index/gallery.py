@@ -39,7 +39,7 @@ from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
 from facegate.service.ports import GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
-from facegate.store.models import CollectionMember, Embedding, Enrollment
+from facegate.store.models import Collection, CollectionMember, Embedding, Enrollment
 from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import stack_blobs
 
@@ -81,7 +81,13 @@ class InProcessGallery:
         path = self._path_for(snapshot)
         if path is None:
             return self._search_exact(snapshot, dimension, queries, k)
-        view = self._views.get(path)
+        try:
+            view = self._views.get(path)
+        except FileNotFoundError:
+            # Retired under a snapshot read a moment ago (a newer training won): exact answers
+            # are slower, never wrong.
+            log.warning("index file gone; searching exactly", extra={"path": str(path)})
+            return self._search_exact(snapshot, dimension, queries, k)
         return [self._search_one(snapshot.bounds, view, dimension, q, k) for q in queries]
 
     def _path_for(self, snapshot: TrainedSnapshot) -> Path | None:
@@ -267,10 +273,16 @@ class InProcessGallery:
                 yield keys, stack_blobs([r[1] for r in kept], dimension)
 
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
+        """Also keeps whatever the collection records now: two trainings of one collection that
+        overlapped (a lapsed lease) must not delete the index the winner recorded."""
         folder = self._root / collection_id
         if not folder.is_dir():
             return
-        kept = {self._root / name for name in keep}
+        with self._db.reading() as session:
+            recorded = session.scalar(
+                select(Collection.index_name).where(Collection.id == collection_id)
+            )
+        kept = {self._root / name for name in (*keep, *([recorded] if recorded else []))}
         gone = {path for path in folder.glob("*.usearch") if path not in kept}
         self._views.forget(gone)
         for path in gone:
