@@ -286,6 +286,9 @@ def test_413_names_the_limit_and_the_setting(
     _refused(image, 413, f"limit is {limit} bytes", "FACEGATE_MAX_IMAGE_BYTES")
     once = ImageTooLarge("over FACEGATE_MAX_IMAGE_BYTES")
     assert once.message.count("FACEGATE_MAX_IMAGE_BYTES") == 1
+    # Refused before routing, still counted under the route (not "unmatched").
+    text_metrics = client.get("/metrics").text
+    assert 'route="/v1/facedetect",status="413"' in text_metrics
 
 
 # Item 8: deletion gone from disk. ---------------------------------------------------------------

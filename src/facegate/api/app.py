@@ -106,7 +106,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(TrailingSlash)
-    app.add_middleware(Observability, metrics=metrics)
+    # Requests refused before routing (the guards' 413, 503, 408) are still counted under their
+    # route: the fixed paths are known up front (a bounded set, unlike raw paths).
+    fixed_paths = frozenset(
+        path
+        for module in (faces, enrollments, collections, recognition, operations)
+        for route in module.router.routes
+        if "{" not in (path := getattr(route, "path", "{"))
+    )
+    app.add_middleware(Observability, metrics=metrics, known_paths=fixed_paths)
     return app
 
 

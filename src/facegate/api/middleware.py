@@ -269,9 +269,12 @@ class Observability:
     x-facegate-error header the envelope sets, so logs can be searched by code.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, known_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.known_paths = known_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -310,7 +313,9 @@ class Observability:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or (
+                scope["path"] if scope["path"] in self.known_paths else "unmatched"
+            )
             method: str = scope["method"]
             self.metrics.observe(method, template, status, elapsed)
             client = scope.get("client")
