@@ -141,14 +141,20 @@ def test_deleting_an_enrollment_removes_every_trace(
     )
     services.enrollments.create(tenant, {"img0": faces.png(faces.bob)}, collection_id=collection)
     services.trainer.train(collection)
+    before = services.recognition.identify(tenant, collection, faces.png(faces.alice), top_k=2)
+    assert alice in {c.enrollment_id for c in before[0].candidates}  # the snapshot is in memory
     with services.database.reading() as session:
         version_before = session.get_one(Collection, collection).snapshot_version
     services.enrollments.delete(tenant, alice)
     assert _count(services, Embedding) == 1
     assert _snapshot_size(services, collection) == 1
     assert _count(services, CollectionMember) == 1
+    # Not read again (the version moves with training only), yet never answered again.
     with services.database.reading() as session:
-        assert session.get_one(Collection, collection).snapshot_version > version_before
+        assert session.get_one(Collection, collection).snapshot_version == version_before
+    after = services.recognition.identify(tenant, collection, faces.png(faces.alice), top_k=2)
+    assert alice not in {c.enrollment_id for c in after[0].candidates}
+    assert [c.enrollment_id for c in after[0].candidates] != []
     assert _status(services, tenant, collection) is TrainingStatus.STALE
 
 

@@ -4,8 +4,10 @@ It implements the service's :class:`~facegate.service.ports.Gallery` port two wa
 snapshot's size:
 
 - Exact, below ``settings.exact_search_limit`` embeddings: the snapshot's rows read from the
-  store into an :class:`ExactIndex`, cached per snapshot version. At that size reading and
-  scanning them costs milliseconds, less than an approximate index would save.
+  store into an :class:`ExactIndex`, cached per snapshot version (which moves with training
+  only). At that size scanning them costs about a millisecond. Deleted enrollments are dropped
+  from its answers by a lookup in the store, so a deletion never makes a request read the
+  snapshot again; their vectors leave the process's memory when the collection is next trained.
 - Approximate above it: training builds an HNSW index file (index/ann.py) in the data folder
   before it records the snapshot, so no request ever waits for a build; the next training
   updates that file with what changed (removes deleted rows, adds new ones) instead of
@@ -49,6 +51,9 @@ log = logging.getLogger("facegate.index")
 # several embeddings may belong to one person, and some candidates may have been deleted.
 CANDIDATES_PER_LABEL = 8
 MIN_CANDIDATES = 64
+# Labels taken from an exact in-memory snapshot beyond those asked for, in case some of them
+# were deleted since it was read.
+EXACT_MARGIN = 4
 # Rows read per statement when the store is asked for ids (SQLite's variable limit is 32766).
 ID_CHUNK = 10_000
 # An update that would change more than this share of the index rebuilds it instead (removed
@@ -106,10 +111,38 @@ class InProcessGallery:
             snapshot.version,
             lambda: self._read_exact(snapshot, dimension),
         )
-        return [
-            [GalleryHit(h.label, cached.names.get(h.label), h.distance) for h in hits]
-            for hits in cached.index.search(queries, k)
-        ]
+        results = []
+        for query in queries:
+            wanted = k + EXACT_MARGIN
+            while True:
+                hits = cached.index.search(query[np.newaxis, :], wanted)[0]
+                present = self._present(bounds, [h.label for h in hits])
+                kept = [h for h in hits if h.label in present][:k]
+                # Enough people still enrolled, or every label of the snapshot was looked at.
+                if len(kept) >= k or len(hits) < wanted:
+                    break
+                wanted *= 4
+            results.append(
+                [GalleryHit(h.label, cached.names.get(h.label), h.distance) for h in kept]
+            )
+        return results
+
+    def _present(self, bounds: SnapshotBounds, labels: list[str]) -> set[str]:
+        """Which of the labels are still members: the in-memory copy of a snapshot outlives
+        deletions (it is read again only when training moves the snapshot), so each answer is
+        checked against the store — one lookup by primary key."""
+        if not labels:
+            return set()
+        with self._db.reading() as session:
+            return set(
+                session.scalars(
+                    select(CollectionMember.enrollment_id).where(
+                        CollectionMember.collection_id == bounds.collection_id,
+                        CollectionMember.enrollment_id.in_(labels),
+                        CollectionMember.added_revision <= bounds.revision,
+                    )
+                )
+            )
 
     def _read_exact(self, snapshot: TrainedSnapshot, dimension: int) -> CachedIndex:
         bounds = snapshot.bounds

@@ -135,15 +135,12 @@ class Enrollments:
         with self._db.transaction() as session:
             enrollment = get_owned(session, Enrollment, enrollment_id, tenant)
             # Its rows leave every snapshot with the rows themselves (store/snapshot.py); the
-            # version moves so that in-memory copies of those snapshots are read again.
+            # galleries check what they answer against the store, so no snapshot is read again
+            # (a deletion never costs a request a rebuild).
             session.execute(
                 update(Collection)
                 .where(Collection.id.in_(_collections_holding(enrollment.id)))
-                .values(
-                    revision=Collection.revision + 1,
-                    snapshot_version=Collection.snapshot_version + 1,
-                    updated=now,
-                )
+                .values(revision=Collection.revision + 1, updated=now)
             )
             session.execute(
                 delete(CollectionMember).where(CollectionMember.enrollment_id == enrollment.id)

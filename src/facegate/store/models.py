@@ -58,8 +58,8 @@ class Collection(Base):
 
     ``revision`` counts changes to what training would read (members and their embeddings);
     ``trained_revision`` is the revision the current snapshot was taken at, so the state is
-    ``ready`` when they agree and ``stale`` when they do not. ``snapshot_version`` changes whenever
-    the snapshot's content changes, which is what in-memory indexes are keyed on.
+    ``ready`` when they agree and ``stale`` when they do not. ``snapshot_version`` changes with each
+    training, which is what in-memory copies of a snapshot are keyed on.
 
     The snapshot is a revision, not a copy of rows (store/snapshot.py): the members added at or
     before ``trained_revision`` and, of their embeddings, those with ids up to
