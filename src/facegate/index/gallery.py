@@ -192,13 +192,18 @@ class InProcessGallery:
         if not len(keys):
             return []
         with self._db.reading() as session:
-            rows = session.execute(
-                select(Embedding.enrollment_id, Embedding.vector).where(
-                    Embedding.id.in_([int(key) for key in keys]),
-                    Embedding.id <= bounds.watermark,
-                    Embedding.recipe == bounds.recipe,
-                )
+            # By id only, the other conditions checked here: given the recipe too, SQLite
+            # walks the recipe's index (every row of it) instead of looking up the ids.
+            found = session.execute(
+                select(
+                    Embedding.id, Embedding.enrollment_id, Embedding.vector, Embedding.recipe
+                ).where(Embedding.id.in_([int(key) for key in keys]))
             ).all()
+            rows = [
+                (label, vector)
+                for row_id, label, vector, recipe in found
+                if row_id <= bounds.watermark and recipe == bounds.recipe
+            ]
             members = set(
                 session.scalars(
                     select(CollectionMember.enrollment_id).where(

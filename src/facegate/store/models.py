@@ -148,7 +148,6 @@ class CollectionMember(Base):
     at an older revision does not hold the member."""
 
     __tablename__ = "collection_members"
-    __table_args__ = (Index("ix_collection_members_revision", "collection_id", "added_revision"),)
 
     collection_id: Mapped[str] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True

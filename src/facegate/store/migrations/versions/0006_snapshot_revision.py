@@ -63,9 +63,6 @@ def upgrade() -> None:
         WHERE trained_revision IS NOT NULL
         """
     )
-    op.create_index(
-        "ix_collection_members_revision", "collection_members", ["collection_id", "added_revision"]
-    )
     op.drop_table("trained_embeddings")
     if op.get_context().dialect.name == "postgresql":
         _vectors_to_pgvector()
