@@ -3,6 +3,12 @@
 A snapshot is a revision (see ``Collection``): the members added at or before the collection's
 ``trained_revision`` and, of their embeddings of one recipe, those with ids up to
 ``trained_watermark``. Rows deleted since are simply gone from it.
+
+On PostgreSQL, ids come from a sequence shared by concurrent transactions, so an embedding
+whose transaction commits just after training read the watermark can have a lower id and join
+the snapshot early; its transaction also moves the collection's revision, so the collection
+reads ``stale`` and the next training records it properly. SQLite runs one writer at a time:
+ids commit in order there.
 """
 
 from __future__ import annotations
