@@ -13,14 +13,17 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
 from facegate.engine.zoo import SFACE_RECIPE
 from facegate.eval.serve_process import ServeProcess
 from facegate.service.keys import CreatedKey, create_key
+from facegate.store.models import Embedding
 from tests.integration.conftest import SharedStore
 
 pytestmark = pytest.mark.integration
@@ -91,13 +94,18 @@ def test_a_killed_owners_training_is_finished_by_another_process(
             stamp,
             stamp,
         )
-        writer.rows(
-            "INSERT INTO embeddings (enrollment_id, position, vector, recipe, created) "
-            "VALUES ('e1', 0, ?, ?, ?)",
-            bytes(128 * 4),
-            SFACE_RECIPE.key,
-            stamp,
-        )
+        # Through the model: its vector column is pgvector's type on PostgreSQL, a blob on
+        # SQLite, and the column type converts the bytes.
+        with writer.engine.begin() as connection:
+            connection.execute(
+                insert(Embedding).values(
+                    enrollment_id="e1",
+                    position=0,
+                    vector=bytes(128 * 4),
+                    recipe=SFACE_RECIPE.key,
+                    created=datetime(2026, 1, 1),
+                )
+            )
         writer.rows(
             "INSERT INTO collection_members (collection_id, enrollment_id, added) "
             "VALUES (?, 'e1', ?)",
