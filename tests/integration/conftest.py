@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -97,6 +97,25 @@ class LiveServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def envelope_data(response: httpx.Response) -> Any:
+    """The ``data`` of a 200 answer (the test fails with the body otherwise)."""
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def wait_ready(client: httpx.Client, collection_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    """Poll GET /v1/collection (``client`` on /v1) until the collection is ``ready``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entry: dict[str, Any] = next(
+            c for c in envelope_data(client.get("/collection")) if c["id"] == collection_id
+        )
+        if entry["status"] == "ready":
+            return entry
+        assert time.monotonic() < deadline, f"still {entry['status']}"
+        time.sleep(0.1)
 
 
 def start_server(data_dir: Path, log_path: Path, **env: str) -> ServeProcess:

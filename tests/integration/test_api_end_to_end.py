@@ -3,34 +3,13 @@ augmentations), train, identify both from photos not enrolled, and reject a thir
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import httpx
 import pytest
 
-from tests.integration.conftest import BOTH_BACKENDS, LiveServer, Photos
+from tests.integration.conftest import BOTH_BACKENDS, LiveServer, Photos, envelope_data, wait_ready
 
 pytestmark = pytest.mark.integration
 # Every test here runs on SQLite and on PostgreSQL, each on its own live server.
 LIVE_BACKENDS = BOTH_BACKENDS
-
-
-def _data(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
-def _wait_ready(client: httpx.Client, collection_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        entry: dict[str, Any] = next(
-            c for c in _data(client.get("/collection")) if c["id"] == collection_id
-        )
-        if entry["status"] == "ready":
-            return entry
-        assert time.monotonic() < deadline, f"still {entry['status']}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -38,27 +17,27 @@ def people(live: LiveServer, photos: type[Photos]) -> dict[str, str]:
     client = live.client("alice")
     ids = {}
     for unknowns in (False, True):
-        ids[f"collection_{unknowns}"] = _data(
+        ids[f"collection_{unknowns}"] = envelope_data(
             client.post(
                 "/collection", json={"name": f"e2e unknowns={unknowns}", "unknowns": unknowns}
             )
         )["collection_id"]
     for name, photo in (("Grace Hopper", photos.grace), ("Eileen Collins", photos.eileen)):
         body = {f"img{i}": photos.b64(photo(variant)) for i, variant in enumerate((0, 1, 2))}
-        ids[name] = _data(
+        ids[name] = envelope_data(
             client.post(
                 "/enroll", json={**body, "name": name, "collection_id": ids["collection_False"]}
             )
         )["enrollment_id"]
-        _data(
+        envelope_data(
             client.put(
                 "/collection",
                 json={"collection_id": ids["collection_True"], "enrollment_id": ids[name]},
             )
         )
-    _data(client.post("/train", json={"collection_id": ids["collection_False"]}))
+    envelope_data(client.post("/train", json={"collection_id": ids["collection_False"]}))
     for unknowns in (False, True):
-        entry = _wait_ready(client, ids[f"collection_{unknowns}"])
+        entry = wait_ready(client, ids[f"collection_{unknowns}"])
         assert sorted(entry["enrollments"]) == sorted([ids["Grace Hopper"], ids["Eileen Collins"]])
         assert entry["trained_at"] is not None
         assert entry["size"] == {"enrollments": 2, "embeddings": 6}
@@ -76,7 +55,7 @@ def test_each_person_is_identified_from_a_new_photo(
         ("Grace Hopper", photos.grace, 5),
         ("Eileen Collins", photos.eileen, 3),
     ):
-        data = _data(
+        data = envelope_data(
             client.post(
                 "/identify",
                 json={
@@ -98,7 +77,7 @@ def test_each_person_is_identified_from_a_new_photo(
 def test_a_third_person_is_rejected_as_unknown(
     live: LiveServer, photos: type[Photos], people: dict[str, str], unknowns: bool, member: int
 ) -> None:
-    data = _data(
+    data = envelope_data(
         live.client("alice").post(
             "/identify",
             json={
@@ -114,7 +93,7 @@ def test_a_third_person_is_rejected_as_unknown(
 def test_all_faces_identifies_everyone_in_one_picture(
     live: LiveServer, photos: type[Photos], people: dict[str, str]
 ) -> None:
-    data = _data(
+    data = envelope_data(
         live.client("alice").post(
             "/identify",
             json={
@@ -134,12 +113,12 @@ def test_match_accepts_the_person_and_refuses_another(
     live: LiveServer, photos: type[Photos], people: dict[str, str]
 ) -> None:
     client = live.client("alice")
-    same = _data(
+    same = envelope_data(
         client.post(
             "/match", json={"img": photos.b64(photos.grace(4)), "id": people["Grace Hopper"]}
         )
     )
-    other = _data(
+    other = envelope_data(
         client.post(
             "/match",
             json={

@@ -4,36 +4,24 @@ version), and what one deletes is gone from the other."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from facegate.eval.serve_process import ServeProcess
 from facegate.service.keys import create_key
-from tests.integration.conftest import Photos, SharedStore, start_server, wait_until
+from tests.integration.conftest import (
+    Photos,
+    SharedStore,
+    envelope_data,
+    start_server,
+    wait_ready,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _data(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
-def _wait_ready(client: httpx.Client, collection_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        entry: dict[str, Any] = next(
-            c for c in _data(client.get("/collection")) if c["id"] == collection_id
-        )
-        if entry["status"] == "ready":
-            return entry
-        assert time.monotonic() < deadline, f"still {entry['status']}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -66,34 +54,34 @@ def test_enrolled_on_one_server_identified_on_the_other_deleted_there_gone_here(
     clients: tuple[httpx.Client, ...], photos: type[Photos], shared_store: SharedStore
 ) -> None:
     a, b = clients
-    collection = _data(a.post("/collection", json={"name": "shared"}))["collection_id"]
+    collection = envelope_data(a.post("/collection", json={"name": "shared"}))["collection_id"]
     people = {}
     for name, photo in (("Grace Hopper", photos.grace), ("Eileen Collins", photos.eileen)):
         body = {f"img{i}": photos.b64(photo(variant)) for i, variant in enumerate((0, 1, 2))}
-        people[name] = _data(
+        people[name] = envelope_data(
             a.post("/enroll", json={**body, "name": name, "collection_id": collection})
         )["enrollment_id"]
-    _data(a.post("/train", json={"collection_id": collection}))
-    assert _wait_ready(a, collection)["size"] == {"enrollments": 2, "embeddings": 6}
+    envelope_data(a.post("/train", json={"collection_id": collection}))
+    assert wait_ready(a, collection)["size"] == {"enrollments": 2, "embeddings": 6}
 
     # B never saw these requests: it reads the snapshot A's training wrote.
-    assert _wait_ready(b, collection)["size"] == {"enrollments": 2, "embeddings": 6}
-    identified = _data(
+    assert wait_ready(b, collection)["size"] == {"enrollments": 2, "embeddings": 6}
+    identified = envelope_data(
         b.post("/identify", json={"img": photos.b64(photos.grace(5)), "collection_id": collection})
     )
     assert (identified["name"], identified["key"]) == ("Grace Hopper", people["Grace Hopper"])
 
     # Deleted on B: A no longer matches against it, lists it, or identifies it after training.
-    _data(b.request("DELETE", "/enroll", json={"enrollment_id": people["Grace Hopper"]}))
+    envelope_data(b.request("DELETE", "/enroll", json={"enrollment_id": people["Grace Hopper"]}))
     missing = a.post(
         "/match", json={"img": photos.b64(photos.grace(4)), "id": people["Grace Hopper"]}
     )
     assert missing.status_code == 404, missing.text
-    listed = next(c for c in _data(a.get("/collection")) if c["id"] == collection)
+    listed = next(c for c in envelope_data(a.get("/collection")) if c["id"] == collection)
     assert listed["enrollments"] == [people["Eileen Collins"]]
-    _data(a.post("/train", json={"collection_id": collection}))
-    assert _wait_ready(a, collection)["size"] == {"enrollments": 1, "embeddings": 3}
-    after = _data(
+    envelope_data(a.post("/train", json={"collection_id": collection}))
+    assert wait_ready(a, collection)["size"] == {"enrollments": 1, "embeddings": 3}
+    after = envelope_data(
         a.post("/identify", json={"img": photos.b64(photos.grace(5)), "collection_id": collection})
     )
     assert after["key"] != people["Grace Hopper"] and after["name"] != "Grace Hopper"

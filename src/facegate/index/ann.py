@@ -50,23 +50,8 @@ BUILD_THREADS = 0
 def new_index(dimension: int, *, unit: bool) -> Index:
     """int8 + cosine for unit descriptors (cosine ranks them as Euclidean distance does);
     float16 + squared Euclidean for any other (int8 assumes unit length)."""
-    if unit:
-        return Index(
-            ndim=dimension,
-            metric="cos",
-            dtype="i8",
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
-        )
-    return Index(
-        ndim=dimension,
-        metric="l2sq",
-        dtype="f16",
-        connectivity=CONNECTIVITY,
-        expansion_add=EXPANSION_ADD,
-        expansion_search=EXPANSION_SEARCH,
-    )
+    metric, dtype = ("cos", "i8") if unit else ("l2sq", "f16")
+    return Index(ndim=dimension, metric=metric, dtype=dtype, **_SHAPE)
 
 
 def is_unit(vectors: NDArray[np.float32]) -> bool:
