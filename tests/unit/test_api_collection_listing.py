@@ -97,6 +97,8 @@ def test_one_collection_only_and_404_for_another_keys(
     assert (page[big]["enrollments"], page[big]["enrollment_count"]) == (ids[:2], 3)
     refused = client.get(f"/v1/collection?collection_id={big}", headers=tenants.bob)
     assert refused.status_code == 404 and refused.json()["success"] is False
+    too_long = client.get(f"/v1/collection?collection_id={'x' * 65}", headers=tenants.alice)
+    assert too_long.status_code == 400 and "collection_id" in too_long.json()["message"]
 
 
 def test_deleting_a_member_changes_the_count(
