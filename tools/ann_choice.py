@@ -1,92 +1,101 @@
-"""Which approximate index for the in-process gallery: usearch (int8, float16) against hnswlib.
+"""Which approximate index for the in-process gallery, on the data the scale bench uses.
 
-    .venv/bin/python tools/ann_choice.py [N] [--queries Q]
+    .venv/bin/python tools/ann_choice.py ../shared/facedata [--size N] [--probes P]
 
-Unit vectors drawn from an anisotropic Gaussian (per-dimension scales 2.0 to 0.3, like face
-descriptors whose variance concentrates on some directions), queries = stored vectors plus
-noise. For each candidate: build time (2 threads), saved size, search time per query, and the
-share of queries whose exact nearest neighbour is among the 64 candidates the gallery takes
-(what its exact re-ranking can recover), and of their exact 10 nearest.
+Gallery: N unit vectors from eval/scale_bench.py's Gaussian (fitted to real SFace descriptors of
+LFW DevTrain people, cached in the data folder), with the real descriptors of P people outside
+DevTrain (their image 1) placed among them; probes: the same people's image 2. For each
+candidate: build time (every core), bytes per vector, search time per probe on one thread, and
+the share of probes whose exact nearest neighbour comes first (after the candidate's own
+re-ranking: the gallery then re-ranks exactly, so that is what it can recover).
+
+Candidates: faiss IVF with 8-bit scalar codes; faiss IVF with fast-scan PQ codes and a float16
+re-rank, as index/ann.py builds it (what the gallery uses); faiss HNSW (32 links) over float32.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import hnswlib
+import faiss
 import numpy as np
-from usearch.index import Index
+from numpy.typing import NDArray
 
-CANDIDATES = 64
+from facegate.eval.scale_bench import real_data
+from facegate.index import ann
+
+Search = Callable[[NDArray[np.float32]], int]  # a probe -> the row it ranks first
+
+
+def ivf_sq8(gallery: NDArray[np.float32]) -> tuple[Search, int]:
+    lists = ann.list_count(len(gallery))
+    index = faiss.index_factory(gallery.shape[1], f"IVF{lists},SQ8")
+    index.train(gallery[:: max(1, len(gallery) // (64 * lists))])
+    index.add(gallery)
+    index.nprobe = max(ann.MIN_PROBES, round(ann.PROBE_SHARE * lists))
+    return (lambda q: int(index.search(q[None, :], 1)[1][0][0])), index.sa_code_size()
+
+
+def ivf_fast_scan(gallery: NDArray[np.float32]) -> tuple[Search, int]:
+    folder = Path(tempfile.mkdtemp()) / "index"
+    rows = np.arange(len(gallery), dtype=np.int64)
+    ann.build(folder, gallery.shape[1], [(rows, gallery)], len(gallery))
+    index = ann.load(folder)
+    size = (folder / ann.INDEX_FILE).stat().st_size // len(gallery) + 2 * gallery.shape[1]
+    return (lambda q: int(index.candidates(q, 1)[0])), size
+
+
+def hnsw(gallery: NDArray[np.float32]) -> tuple[Search, int]:
+    index = faiss.IndexHNSWFlat(gallery.shape[1], 32)
+    index.hnsw.efConstruction = 64
+    index.add(gallery)
+    index.hnsw.efSearch = 256
+    return (lambda q: int(index.search(q[None, :], 1)[1][0][0])), 4 * gallery.shape[1] + 256
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("n", type=int, nargs="?", default=200_000)
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--skip-hnsw", action="store_true", help="its build takes long at 10^6")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    dim = 128
-    scales = np.linspace(2.0, 0.3, dim).astype(np.float32)
-    vectors = rng.standard_normal((args.n, dim)).astype(np.float32) * scales
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    picked = vectors[rng.choice(args.n, args.queries, replace=False)]
-    queries = picked + 0.05 * rng.standard_normal(picked.shape).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    print(f"{args.n:,} vectors of {dim} dimensions, {args.queries} queries")
-    print(
-        f"{'index':<28}{'build s':>9}{'file MB':>9}{'search ms':>11}{'top1@64':>9}{'top10@64':>10}"
-    )
-    folder = Path(tempfile.mkdtemp())
-    for dtype, metric in (("i8", "cos"), ("f16", "l2sq")):
-        index = Index(
-            ndim=dim,
-            metric=metric,
-            dtype=dtype,
-            connectivity=16,
-            expansion_add=64,
-            expansion_search=128,
-        )
+    data = real_data(args.data, args.probes, seed=0)
+    gallery = data.model.sampler(1)(args.size)
+    at = np.random.default_rng(5).choice(args.size, len(data.probes), replace=False)
+    gallery[at] = np.stack([p.enrolled for p in data.probes])
+    queries = np.stack([p.query for p in data.probes])
+    truth = np.argmax(queries @ gallery.T, axis=1)  # unit vectors: cosine ranks as L2 does
+    print(f"{args.size:,} vectors, {len(queries)} real probes")
+    print("| index | build s | bytes/vector | search p50 ms | p99 ms | true nearest first |")
+    print("|---|---:|---:|---:|---:|---:|")
+    candidates = {
+        "faiss IVF, SQ8": ivf_sq8,
+        "faiss IVF, PQ fast scan + f16 (ann.py)": ivf_fast_scan,
+    }
+    if not args.skip_hnsw:
+        candidates["faiss HNSW32, float32"] = hnsw
+    for label, make in candidates.items():
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
         started = time.perf_counter()
-        index.add(np.arange(args.n, dtype=np.uint64), vectors, threads=2)
+        search, size = make(gallery)
         build = time.perf_counter() - started
-        path = folder / f"{dtype}.usearch"
-        index.save(str(path))
-        view = Index.restore(str(path), True, expansion_search=128)
-        assert view is not None
-        started = time.perf_counter()
-        keys = np.stack([view.search(q, CANDIDATES, threads=1).keys for q in queries])
-        search = (time.perf_counter() - started) / len(queries)
-        _row(f"usearch {dtype} {metric}", build, path.stat().st_size, search, keys, exact)
-    graph = hnswlib.Index(space="l2", dim=dim)
-    graph.init_index(max_elements=args.n, ef_construction=64, M=16)
-    started = time.perf_counter()
-    graph.add_items(vectors, np.arange(args.n), num_threads=2)
-    build = time.perf_counter() - started
-    graph.set_ef(128)
-    path = folder / "hnswlib.bin"
-    graph.save_index(str(path))
-    started = time.perf_counter()
-    keys = np.stack([graph.knn_query(q, CANDIDATES, num_threads=1)[0][0] for q in queries])
-    search = (time.perf_counter() - started) / len(queries)
-    _row("hnswlib float32 l2", build, path.stat().st_size, search, keys, exact)
-    for leftover in folder.iterdir():
-        leftover.unlink()
-    folder.rmdir()
-
-
-def _row(
-    name: str, build: float, size: int, search: float, keys: np.ndarray, exact: np.ndarray
-) -> None:
-    top1 = np.mean([exact[i, 0] in set(keys[i]) for i in range(len(exact))])
-    top10 = np.mean([len(set(exact[i]) & set(keys[i])) / 10 for i in range(len(exact))])
-    print(
-        f"{name:<28}{build:>9.1f}{size / 1e6:>9.1f}{search * 1000:>11.3f}{top1:>9.3f}{top10:>10.3f}"
-    )
+        faiss.omp_set_num_threads(1)
+        times, hits = [], 0
+        for query, nearest in zip(queries, truth, strict=True):
+            t = time.perf_counter()
+            hits += search(query) == nearest
+            times.append(time.perf_counter() - t)
+        ms = np.asarray(times) * 1000
+        print(
+            f"| {label} | {build:.1f} | {size} | {np.median(ms):.2f} | "
+            f"{np.percentile(ms, 99):.2f} | {hits / len(queries):.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -102,9 +102,9 @@ class Settings(BaseSettings):
     # Trained collections whose search index is kept in memory (exact) or mapped (approximate).
     index_cache_collections: int = 64
     # SQLite: a trained snapshot with fewer embeddings is searched exactly in memory; a larger
-    # one through an approximate index (HNSW) that training builds in data_dir/index
-    # (BENCHMARKS.md). Reading an exact snapshot into memory costs the first search after a
-    # training ~10 ms per 1,000 embeddings here. PostgreSQL searches with pgvector.
+    # one through an approximate index (faiss IVF, index/ann.py) that training builds in
+    # data_dir/index (BENCHMARKS.md). Reading an exact snapshot into memory costs the first
+    # search after a training ~10 ms per 1,000 embeddings here. PostgreSQL searches with pgvector.
     exact_search_limit: int = 20_000
     # Load the models at start-up (readyz answers 503 until then) instead of on first use.
     warm_up_on_start: bool = True

@@ -1,133 +1,258 @@
-"""An approximate nearest-neighbour index file: usearch's HNSW over a snapshot's embeddings.
+"""An approximate nearest-neighbour index over a snapshot's embeddings: faiss IVF + fast-scan PQ,
+with a memory-mapped float16 copy of the vectors to re-rank its candidates.
 
-Why usearch (measured with tools/ann_choice.py, BENCHMARKS.md): its int8 vectors make a
-million 128-d descriptors a file of a few hundred MB instead of 512 MB of float32 plus the
-graph (hnswlib keeps float32 only), and a saved index can be *viewed* — memory-mapped
-read-only — so every API process on a machine shares one copy in the page cache and opening it
-costs nothing. Keys are the
-embeddings' integer ids; nothing per vector lives in Python.
+Why this shape (measured with tools/ann_choice.py on 1,000,000 vectors drawn like SFace
+descriptors, probes by real LFW images, BENCHMARKS.md "Scale"): face descriptors spread almost
+uniformly over the sphere and a probe lies far from every stored vector but its mate's, which
+defeats graph indexes — usearch's HNSW (32 links, 256 candidates) found the true nearest for 76 %
+of probes at 10^6 after an 18-minute build — and makes any coarse partition weak, so a search has
+to look at a good part of the collection. Fast-scan PQ (4-bit codes, 2 dimensions per code,
+SIMD lookup tables) makes that cheap: a quarter of 10^6 codes scanned in ~3 ms on one core,
+and the true nearest is among the first ``CANDIDATES`` for 99 % of probes; a 10^6 build takes
+~10 s instead of ~18 minutes.
 
-The index only proposes candidates: the gallery re-reads the candidates' rows from the store
-(which drops deleted ones and gives their exact float32 vectors) and ranks them exactly, so the
+One snapshot's index is a folder written once and never changed (a new training makes a new
+folder), so a reader never sees it half-written and never needs to check it for staleness:
+
+- ``ivf.faiss``: the faiss index; its ids are *row numbers* of the two arrays below. Read into
+  each process (its codes are 32 bytes a vector for 128 dimensions: ~41 MB at 10^6).
+- ``keys.npy``: the embedding id of each row (int64; -1 for a row removed by an update).
+- ``vectors.npy``: each row's vector in float16. Both arrays are memory-mapped read-only, so
+  every process on a machine shares one copy in the page cache.
+
+The index only proposes candidates: the gallery re-reads the best of them from the store (which
+drops deleted rows and gives their exact float32 vectors) and ranks those exactly, so the
 index's quantisation costs recall only, never a wrong distance.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import faiss
 import numpy as np
 from numpy.typing import NDArray
-from usearch.compiled import ScalarKind
-from usearch.index import BatchMatches, Index
 
-__all__ = ["Index", "ScalarKind", "ViewCache"]
+__all__ = ["AnnIndex", "ViewCache", "build", "fits", "load", "update"]
 
-# HNSW shape, chosen on 100,000 vectors drawn like SFace descriptors (eval/scale_bench.py's
-# Gaussian) with probes at their mates' typical cosine (0.78): they lie far from every stored
-# vector, which is hard for a graph search. 16 links per node found the true nearest for 90 %
-# of probes at 128 search candidates, 97 % at 256; 32 links with 64 candidates while inserting:
-# 99.7 % at 128 and 100 % at 256, 1.5-2.5 ms a search, a build ~30 % slower than 16 links
-# (32 links and 128 while inserting: 3x the build for the same recall).
-CONNECTIVITY = 32
-EXPANSION_ADD = 64
-EXPANSION_SEARCH = 256
-_SHAPE: dict[str, Any] = {
-    "connectivity": CONNECTIVITY,
-    "expansion_add": EXPANSION_ADD,
-    "expansion_search": EXPANSION_SEARCH,
-}
-# Vectors added per call while building: bounds the float32 copy held at once.
-BUILD_CHUNK = 50_000
-# usearch's own thread pool while building (0: every core); searches use the caller's thread.
+INDEX_FILE = "ivf.faiss"
+KEYS_FILE = "keys.npy"
+VECTORS_FILE = "vectors.npy"
+REMOVED = -1  # the key of a row an update removed (its vector is zeroed: gone from the file)
+
+# Lists of the coarse partition: about one per thousand vectors, at most 1,024 (more lists cut
+# the scan per list but, on this data, cost more recall than they save time: 4,096 lists gave
+# 0.885 at 256 probes where 1,024 gave 0.97 with SQ8 codes).
+VECTORS_PER_LIST = 1_000
+MAX_LISTS = 1_024
+MIN_LISTS = 16
+# Share of the lists a search visits, and candidates taken from the codes before the float16
+# re-rank: at 10^6, 256 of 1,024 lists and 256 candidates found the true nearest for 99 % of
+# the real probes (2.9 ms), 384 lists for 99.5 % (3.6 ms); 192 lists 96.5 %.
+PROBE_SHARE = 0.25
+# ... and at least this many lists: a small index is scanned whole or nearly (16 of its 16-64
+# lists hold at most 64,000 codes: well under a millisecond), which keeps its lower ranks too.
+MIN_PROBES = 16
+CANDIDATES = 256
+# Vectors for k-means and the PQ codebooks: 64 per list is what faiss asks for.
+TRAIN_PER_LIST = 64
+# faiss's OpenMP threads while building (0: every core); a search uses the caller's thread only.
 BUILD_THREADS = 0
+# Rows converted to float32 and added to faiss at a time while building: bounds that copy.
+ADD_CHUNK = 50_000
 
 
-def new_index(dimension: int, *, unit: bool) -> Index:
-    """int8 + cosine for unit descriptors (cosine ranks them as Euclidean distance does);
-    float16 + squared Euclidean for any other (int8 assumes unit length)."""
-    metric, dtype = ("cos", "i8") if unit else ("l2sq", "f16")
-    return Index(ndim=dimension, metric=metric, dtype=dtype, **_SHAPE)
+def fits(dimension: int) -> bool:
+    """Fast-scan PQ pairs the dimensions (2 per 4-bit code)."""
+    return dimension >= 2 and dimension % 2 == 0
 
 
-def is_unit(vectors: NDArray[np.float32]) -> bool:
-    if not len(vectors):
-        return True
-    norms = np.linalg.norm(vectors, axis=1)
-    return bool(np.all(np.abs(norms - 1.0) < 1e-3))
+def list_count(size: int) -> int:
+    return int(min(MAX_LISTS, max(MIN_LISTS, size // VECTORS_PER_LIST)))
 
 
-def add(index: Index, keys: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
-    if len(keys):
-        index.add(keys.astype(np.uint64), vectors, threads=BUILD_THREADS)
+@dataclass(frozen=True)
+class AnnIndex:
+    """One snapshot's index, opened: the faiss index and the two row arrays."""
+
+    index: faiss.Index
+    keys: NDArray[np.int64]
+    vectors: NDArray[np.float16]
+
+    @property
+    def live(self) -> int:
+        """Rows not removed: what a search can return."""
+        return int(self.index.ntotal)
+
+    def held_keys(self) -> NDArray[np.int64]:
+        return np.asarray(self.keys[self.keys != REMOVED], dtype=np.int64)
+
+    def candidates(self, query: NDArray[np.float32], count: int) -> NDArray[np.int64]:
+        """The embedding ids of up to ``count`` nearest rows, nearest first: the codes propose
+        ``max(count, CANDIDATES)`` rows, their float16 vectors rank them."""
+        if self.live == 0:
+            return np.zeros(0, np.int64)
+        ivf = faiss.extract_index_ivf(self.index)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = min(ivf.nlist, max(MIN_PROBES, round(PROBE_SHARE * ivf.nlist)))
+        faiss.omp_set_num_threads(1)  # per thread: a request never fans out over the cores
+        wanted = min(self.live, max(count, CANDIDATES))
+        _, found = self.index.search(query.reshape(1, -1), wanted, params=params)
+        rows = found[0][found[0] >= 0]
+        distances = np.sum(
+            (self.vectors[rows].astype(np.float32) - query.reshape(1, -1)) ** 2, axis=1
+        )
+        best = rows[np.argsort(distances, kind="stable")[:count]]
+        return np.asarray(self.keys[best], dtype=np.int64)
 
 
-def keys_of(index: Index) -> NDArray[np.int64]:
-    return np.asarray(index.keys[0 : len(index)], dtype=np.int64)
+def build(
+    folder: Path,
+    dimension: int,
+    batches: Iterable[tuple[NDArray[np.int64], NDArray[np.float32]]],
+    size: int,
+) -> None:
+    """A new index of ``size`` rows from ``batches`` of (embedding ids, vectors), written to
+    ``folder`` atomically. The float16 rows are written as they come; k-means and the codebooks
+    are trained on an evenly spread sample of them, then every row is added."""
+    with _Staging(folder) as staging:
+        keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
+        vectors = np.lib.format.open_memmap(
+            staging / VECTORS_FILE, "w+", np.float16, (size, dimension)
+        )
+        row = 0
+        for ids, batch in batches:
+            keys[row : row + len(ids)] = ids
+            vectors[row : row + len(ids)] = batch
+            row += len(ids)
+        if row != size:
+            raise RuntimeError(f"expected {size} rows, read {row}")
+        lists = list_count(size)
+        index = faiss.index_factory(dimension, f"IVF{lists},PQ{dimension // 2}x4fs")
+        faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
+        sample = np.linspace(0, size - 1, min(size, TRAIN_PER_LIST * lists)).astype(np.int64)
+        index.train(vectors[sample].astype(np.float32))
+        _add(index, vectors, np.arange(size, dtype=np.int64))
+        keys.flush()
+        vectors.flush()
+        del keys, vectors
+        faiss.write_index(index, str(staging / INDEX_FILE))
 
 
-def save(index: Index, path: Path) -> None:
-    """Written beside and renamed into place: a reader never maps half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        index.save(str(partial))
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+def update(
+    previous: AnnIndex,
+    folder: Path,
+    removed: NDArray[np.int64],
+    added: Iterable[tuple[NDArray[np.int64], NDArray[np.float32]]],
+    added_count: int,
+) -> None:
+    """``previous`` less the rows of the ``removed`` embedding ids, plus ``added``, written to
+    ``folder``: the arrays are copied with the removed rows blanked (their vectors leave the
+    file), new rows appended, and the faiss index edited instead of rebuilt. ``previous`` must
+    be a private copy (:func:`load`, not a cached view that searches use): it is edited."""
+    index = previous.index
+    old_rows = len(previous.keys)
+    size = old_rows + added_count
+    with _Staging(folder) as staging:
+        keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
+        vectors = np.lib.format.open_memmap(
+            staging / VECTORS_FILE, "w+", np.float16, (size, previous.vectors.shape[1])
+        )
+        keys[:old_rows] = previous.keys
+        vectors[:old_rows] = previous.vectors
+        gone = np.flatnonzero(np.isin(previous.keys, removed))
+        if len(gone):
+            index.remove_ids(faiss.IDSelectorBatch(gone.astype(np.int64)))
+            keys[gone] = REMOVED
+            vectors[gone] = 0
+        row = old_rows
+        faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
+        for ids, batch in added:
+            keys[row : row + len(ids)] = ids
+            vectors[row : row + len(ids)] = batch
+            index.add_with_ids(batch, np.arange(row, row + len(ids), dtype=np.int64))
+            row += len(ids)
+        if row != size:
+            raise RuntimeError(f"expected {added_count} added rows, read {row - old_rows}")
+        keys.flush()
+        vectors.flush()
+        del keys, vectors
+        faiss.write_index(index, str(staging / INDEX_FILE))
 
 
-def load(path: Path) -> Index:
-    """A private, writable copy (to update at train time)."""
-    index = Index.restore(str(path), False, **_SHAPE)
-    if index is None:
-        raise FileNotFoundError(path)
-    return index
+def _add(index: faiss.Index, vectors: NDArray[np.float16], rows: NDArray[np.int64]) -> None:
+    """Rows added in chunks: one chunk's float32 copy at a time."""
+    for start in range(0, len(rows), ADD_CHUNK):
+        chunk = rows[start : start + ADD_CHUNK]
+        index.add_with_ids(vectors[chunk].astype(np.float32), chunk)
 
 
-def candidates(index: Index, queries: NDArray[np.float32], count: int) -> list[NDArray[np.int64]]:
-    """Per query, the keys of up to ``count`` nearest vectors."""
-    count = max(1, min(count, len(index)))
-    matches = index.search(np.atleast_2d(queries), count, threads=1)
-    if not isinstance(matches, BatchMatches):  # one query: usearch answers a flat Matches
-        return [np.asarray(matches.keys, dtype=np.int64)]
-    keys = np.asarray(matches.keys)
-    found = np.asarray(matches.counts)
-    return [keys[i, : int(found[i])].astype(np.int64) for i in range(len(keys))]
+class _Staging:
+    """A sibling folder to write in, renamed into place when complete (a reader never opens
+    half an index) and removed if anything fails."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+
+    def __enter__(self) -> Path:
+        self._partial.mkdir(parents=True)
+        return self._partial
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        try:
+            if kind is None:
+                for name in (KEYS_FILE, VECTORS_FILE, INDEX_FILE):
+                    with (self._partial / name).open("rb") as written:
+                        os.fsync(written.fileno())
+                self._partial.rename(self._folder)
+        finally:
+            shutil.rmtree(self._partial, ignore_errors=True)
+
+
+def load(folder: Path) -> AnnIndex:
+    """An index folder opened: the faiss index read, the arrays mapped read-only."""
+    if not (folder / INDEX_FILE).is_file():
+        raise FileNotFoundError(folder)
+    return AnnIndex(
+        faiss.read_index(str(folder / INDEX_FILE)),
+        np.load(folder / KEYS_FILE, mmap_mode="r"),
+        np.load(folder / VECTORS_FILE, mmap_mode="r"),
+    )
 
 
 class ViewCache:
-    """Index files opened as memory-mapped views, the most recently used ``capacity`` kept.
+    """Index folders opened, the most recently used ``capacity`` kept.
 
-    A file's content never changes after it is written (a new snapshot gets a new file), so a
-    view is keyed by its path alone and never goes stale."""
+    A folder's content never changes after it is written (a new snapshot gets a new folder), so
+    an opened index is keyed by its path alone and never goes stale."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = max(1, capacity)
-        self._views: OrderedDict[Path, Index] = OrderedDict()
+        self._views: OrderedDict[Path, AnnIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> Index:
+    def get(self, folder: Path) -> AnnIndex:
         with self._lock:
-            view = self._views.get(path)
+            view = self._views.get(folder)
             if view is not None:
-                self._views.move_to_end(path)
+                self._views.move_to_end(folder)
                 return view
-        opened = Index.restore(str(path), True, **_SHAPE)
-        if opened is None:
-            raise FileNotFoundError(path)
+        opened = load(folder)
         with self._lock:
-            view = self._views.setdefault(path, opened)
-            self._views.move_to_end(path)
+            view = self._views.setdefault(folder, opened)
+            self._views.move_to_end(folder)
             while len(self._views) > self._capacity:
                 self._views.popitem(last=False)
         return view
 
-    def forget(self, paths: set[Path]) -> None:
+    def forget(self, folders: set[Path]) -> None:
         with self._lock:
-            for path in paths:
-                self._views.pop(path, None)
+            for folder in folders:
+                self._views.pop(folder, None)

@@ -8,12 +8,13 @@ snapshot's size:
   only). At that size scanning them costs about a millisecond. Deleted enrollments are dropped
   from its answers by a lookup in the store, so a deletion never makes a request read the
   snapshot again; their vectors leave the process's memory when the collection is next trained.
-- Approximate above it: training builds an HNSW index file (index/ann.py) in the data folder
-  before it records the snapshot, so no request ever waits for a build; the next training
-  updates that file with what changed (removes deleted rows, adds new ones) instead of
-  rebuilding it. Every process maps the file read-only. A search takes the index's nearest
-  candidates, re-reads their rows from the store — rows deleted since training are simply not
-  found: deletions act as a mask at once, without touching the index — and ranks them exactly.
+- Approximate above it: training builds an index folder (index/ann.py: faiss IVF with fast-scan
+  PQ codes and a float16 copy of the vectors) in the data folder before it records the
+  snapshot, so no request ever waits for a build; the next training makes the new folder from
+  the previous one and what changed (removes deleted rows, adds new ones) instead of rebuilding
+  it. Every process maps its arrays read-only. A search takes the index's nearest candidates,
+  re-reads their rows from the store — rows deleted since training are simply not found:
+  deletions act as a mask at once, without touching the index — and ranks them exactly.
 
 Only embeddings of the running recipe are searched; a snapshot that holds embeddings of other
 recipes only is refused with a 409 that says which recipe it holds and what to do.
@@ -25,6 +26,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -47,17 +49,18 @@ from facegate.store.vectors import stack_blobs
 
 log = logging.getLogger("facegate.index")
 
-# Candidates taken from the approximate index per label asked for (and at least MIN_CANDIDATES):
-# several embeddings may belong to one person, and some candidates may have been deleted.
-CANDIDATES_PER_LABEL = 8
-MIN_CANDIDATES = 64
+# Candidates re-read from the store per label asked for (and at least MIN_CANDIDATES): several
+# embeddings may belong to one person, and some candidates may have been deleted. The index
+# has already ranked them by their float16 vectors, so few are needed; each is a lookup.
+CANDIDATES_PER_LABEL = 4
+MIN_CANDIDATES = 16
 # Labels taken from an exact in-memory snapshot beyond those asked for, in case some of them
 # were deleted since it was read.
 EXACT_MARGIN = 4
 # Rows read per statement when the store is asked for ids (SQLite's variable limit is 32766).
 ID_CHUNK = 10_000
-# An update that would change more than this share of the index rebuilds it instead (removed
-# nodes stay in an HNSW graph as tombstones, which cost speed and recall when they pile up).
+# An update that would change more than this share of the index rebuilds it instead: the coarse
+# partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
 
 
@@ -91,12 +94,14 @@ class InProcessGallery:
         except FileNotFoundError:
             # Retired under a snapshot read a moment ago (a newer training won): exact answers
             # are slower, never wrong.
-            log.warning("index file gone; searching exactly", extra={"path": str(path)})
+            log.warning("index gone; searching exactly", extra={"path": str(path)})
             return self._search_exact(snapshot, dimension, queries, k)
         return [self._search_one(snapshot.bounds, view, dimension, q, k) for q in queries]
 
     def _path_for(self, snapshot: TrainedSnapshot) -> Path | None:
-        """The snapshot's index file, when it has one made for the running recipe."""
+        """The snapshot's index folder, when it has one made for the running recipe (a name
+        from an older release, a usearch file, is not found and searched exactly until the
+        next training replaces it)."""
         name = snapshot.index
         if name is None or not Path(name).name.startswith(recipe_tag(snapshot.bounds.recipe)):
             return None
@@ -163,17 +168,17 @@ class InProcessGallery:
     def _search_one(
         self,
         bounds: SnapshotBounds,
-        view: ann.Index,
+        view: ann.AnnIndex,
         dimension: int,
         query: NDArray[np.float32],
         k: int,
     ) -> list[GalleryHit]:
         wanted = max(MIN_CANDIDATES, CANDIDATES_PER_LABEL * k)
         while True:
-            keys = ann.candidates(view, query[np.newaxis, :], wanted)[0]
+            keys = view.candidates(query, wanted)
             hits = self._rank(bounds, dimension, query, keys, k)
             # Enough people found, or every vector of the index was a candidate.
-            if len(hits) >= k or wanted >= len(view):
+            if len(hits) >= k or wanted >= view.live:
                 return hits
             wanted *= 4
 
@@ -235,71 +240,65 @@ class InProcessGallery:
     # -- build (training, off the request path) --------------------------------------------
 
     def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
-        """None below the exact limit; else an index file for ``bounds``: ``previous`` updated
+        """None below the exact limit; else an index folder for ``bounds``: ``previous`` updated
         when it holds this recipe and most of the same rows, built anew otherwise."""
         with self._db.reading() as session:
             ids = np.fromiter(
                 session.scalars(bounds.select(Embedding.id).order_by(Embedding.id)),
                 dtype=np.int64,
             )
-        if len(ids) < self._exact_limit:
+        if len(ids) < self._exact_limit or not ann.fits(dimension):
             return None
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
-        index = None
-        if previous is not None and Path(previous).name.startswith(tag):
-            index = self._updated(self._root / previous, ids, dimension)
+        name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}"
+        folder = self._root / name
+        folder.parent.mkdir(parents=True, exist_ok=True)
         mode = "updated"
-        if index is None:
+        if not (
+            previous is not None
+            and Path(previous).name.startswith(tag)
+            and self._updated(self._root / previous, folder, ids, dimension)
+        ):
             mode = "built"
-            index = self._built(ids, dimension)
-        name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}.usearch"
-        ann.save(index, self._root / name)
+            ann.build(folder, dimension, self._vectors(ids, dimension), len(ids))
         log.info(
             "approximate index %s",
             mode,
             extra={
                 "collection_id": bounds.collection_id,
-                "vectors": len(index),
+                "vectors": len(ids),
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
         return name
 
-    def _built(self, ids: NDArray[np.int64], dimension: int) -> ann.Index:
-        index: ann.Index | None = None
-        for keys, vectors in self._vectors(ids, dimension):
-            if index is None:
-                index = ann.new_index(dimension, unit=ann.is_unit(vectors))
-            ann.add(index, keys, vectors)
-        return index if index is not None else ann.new_index(dimension, unit=True)
-
-    def _updated(self, path: Path, ids: NDArray[np.int64], dimension: int) -> ann.Index | None:
+    def _updated(
+        self, previous: Path, folder: Path, ids: NDArray[np.int64], dimension: int
+    ) -> bool:
+        """Writes ``folder`` from the ``previous`` index and what changed since; False when
+        that index is unreadable or too much changed (the caller builds anew)."""
         try:
-            index = ann.load(path)
+            index = ann.load(previous)
         except (FileNotFoundError, RuntimeError, ValueError):
-            log.warning("previous index unreadable; building anew", extra={"path": str(path)})
-            return None
-        held = ann.keys_of(index)
+            log.warning("previous index unreadable; building anew", extra={"path": str(previous)})
+            return False
+        held = index.held_keys()
         removed = np.setdiff1d(held, ids, assume_unique=True)
         added = np.setdiff1d(ids, held, assume_unique=True)
-        if len(removed) + len(added) > REBUILD_SHARE * max(len(ids), 1):
-            return None
-        if len(removed):
-            index.remove(removed.astype(np.uint64))
-        for keys, vectors in self._vectors(added, dimension):
-            if index.dtype == ann.ScalarKind.I8 and not ann.is_unit(vectors):
-                return None  # the recipe stopped giving unit vectors: int8 no longer fits
-            ann.add(index, keys, vectors)
-        return index
+        blank = len(index.keys) - len(held)  # rows removed by earlier updates
+        if len(removed) + len(added) + blank > REBUILD_SHARE * max(len(ids), 1):
+            return False
+        ann.update(index, folder, removed, self._vectors(added, dimension), len(added))
+        return True
 
     def _vectors(
         self, ids: NDArray[np.int64], dimension: int
     ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
         """The rows' vectors in chunks, read by id range: one chunk's float32 copy at a time."""
         with self._db.reading() as session:
-            for start in range(0, len(ids), ann.BUILD_CHUNK):
-                wanted = ids[start : start + ann.BUILD_CHUNK]
+            for start in range(0, len(ids), ann.ADD_CHUNK):
+                wanted = ids[start : start + ann.ADD_CHUNK]
                 rows = session.execute(
                     select(Embedding.id, Embedding.vector)
                     .where(Embedding.id >= int(wanted[0]), Embedding.id <= int(wanted[-1]))
@@ -321,11 +320,18 @@ class InProcessGallery:
                 select(Collection.index_name).where(Collection.id == collection_id)
             )
         kept = {self._root / name for name in (*keep, *([recorded] if recorded else []))}
-        gone = {path for path in folder.glob("*.usearch") if path not in kept}
+        # Folders being written are dot-named (ann._staging): another process's build.
+        gone = {
+            path for path in folder.iterdir() if path not in kept and not path.name.startswith(".")
+        }
         self._views.forget(gone)
         for path in gone:
-            # A process that still maps it keeps its pages until it lets go (POSIX unlink).
-            path.unlink(missing_ok=True)
+            # A process that still maps its files keeps their pages until it lets go (POSIX
+            # unlink). Files of older releases (*.usearch) go the same way.
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         if not keep:
             with contextlib.suppress(OSError):  # not empty: another process wrote meanwhile
                 folder.rmdir()
