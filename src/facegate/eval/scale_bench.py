@@ -531,7 +531,9 @@ def postgres_cluster(root: Path) -> Iterator[Any]:
     # variable is put back afterwards, since the folder goes with ``root``.
     previous = os.environ.get("XDG_RUNTIME_DIR")
     if previous is None:
-        (root / "xdg").mkdir(parents=True, exist_ok=True)
+        # Private, as the XDG spec asks (platformdirs warns about any other mode).
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "xdg").mkdir(mode=0o700, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(root / "xdg")
     try:
         from pgserver.postgres_server import get_server
