@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from facegate.index.gallery import InProcessGallery
 from facegate.service.common import Tenant
 from facegate.service.container import Services
 from facegate.service.ports import GalleryHit, TrainedSnapshot
+from facegate.service.training import PREVIOUS_INDEX_GRACE_S
 from facegate.store.db import Database
 from facegate.store.models import ApiKey, Collection, CollectionMember, Embedding, Enrollment
 from facegate.store.snapshot import SnapshotBounds
@@ -283,5 +285,14 @@ def test_training_builds_updates_and_retires_the_index_through_the_service(
     assert second is not None and second != first
     folder = services.settings.data_dir / "index" / collection
     assert {p.name for p in folder.iterdir()} == {Path(first).name, Path(second).name}
+    # The replaced index, which still holds the deleted face, goes after its grace period.
+    assert services.trainer.discard_replaced() == 0
+    later = time.monotonic() + PREVIOUS_INDEX_GRACE_S + 1
+    assert services.trainer.discard_replaced(now=later) == 1
+    assert {p.name for p in folder.iterdir()} == {Path(second).name}
+    held = ann.load(folder / Path(second).name)
+    assert (held.keys == ann.REMOVED).sum() == 1 and not held.vectors[
+        held.keys == ann.REMOVED
+    ].any()
     services.collections.delete(tenant, collection)
     assert not folder.exists()

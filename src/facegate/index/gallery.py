@@ -313,26 +313,33 @@ class InProcessGallery:
         folder = self._root / collection_id
         if not folder.is_dir():
             return
+        kept = {self._root / name for name in (*keep, *self._recorded(collection_id))}
+        # Folders being written are dot-named (ann._Staging): another process's build.
+        self._remove({p for p in folder.iterdir() if p not in kept and not p.name.startswith(".")})
+        if not keep:
+            with contextlib.suppress(OSError):  # not empty: another process wrote meanwhile
+                folder.rmdir()
+
+    def discard(self, collection_id: str, name: str) -> None:
+        if name not in self._recorded(collection_id):
+            self._remove({self._root / name})
+
+    def _recorded(self, collection_id: str) -> list[str]:
         with self._db.reading() as session:
             recorded = session.scalar(
                 select(Collection.index_name).where(Collection.id == collection_id)
             )
-        kept = {self._root / name for name in (*keep, *([recorded] if recorded else []))}
-        # Folders being written are dot-named (ann._staging): another process's build.
-        gone = {
-            path for path in folder.iterdir() if path not in kept and not path.name.startswith(".")
-        }
-        self._views.forget(gone)
-        for path in gone:
+        return [recorded] if recorded else []
+
+    def _remove(self, paths: set[Path]) -> None:
+        self._views.forget(paths)
+        for path in paths:
             # A process that still maps its files keeps their pages until it lets go (POSIX
             # unlink). Files of older releases (*.usearch) go the same way.
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        if not keep:
-            with contextlib.suppress(OSError):  # not empty: another process wrote meanwhile
-                folder.rmdir()
 
 
 def refuse_other_recipes(session: Session, bounds: SnapshotBounds) -> None:

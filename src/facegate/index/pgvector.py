@@ -169,3 +169,6 @@ class PgvectorGallery:
 
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
         """No files: nothing to forget."""
+
+    def discard(self, collection_id: str, name: str) -> None:
+        """No files: nothing to forget."""

@@ -119,3 +119,8 @@ class Gallery(Protocol):
         """Forget the collection's indexes other than ``keep`` (after a new one is recorded,
         or with an empty ``keep`` after the collection is deleted)."""
         ...
+
+    def discard(self, collection_id: str, name: str) -> None:
+        """Forget the index ``name`` unless the collection records it (a previous index, once
+        no search can still be about to open it)."""
+        ...

@@ -75,6 +75,11 @@ def status_of(collection: Collection) -> TrainingStatus:
 SWEEP_BATCH = 32
 
 
+# How long a replaced index outlives the training that replaced it: a search that read the old
+# snapshot just before the new one was recorded opens the old index within milliseconds.
+PREVIOUS_INDEX_GRACE_S = 30.0
+
+
 def process_id() -> str:
     """This process's name as a lease owner: host and pid say who, the random part tells apart
     a restarted process that got the same pid (its old leases must still expire)."""
@@ -107,6 +112,11 @@ class Trainer:
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._background: threading.Thread | None = None
+        # Indexes replaced by a training, to discard once no search can still be opening them:
+        # (when, collection id, index name). Kept until then, not one more training, so a
+        # deletion's vectors leave the disk within a grace period of the next training.
+        self._replaced: list[tuple[float, str, str]] = []
+        self._replaced_lock = threading.Lock()
 
     def request(self, tenant: Tenant, collection_id: str) -> str:
         """Mark the collection as training, claim its job and queue it; returns at once.
@@ -260,8 +270,14 @@ class Trainer:
             # Asked again while this job ran (by another process, whose claim failed): the
             # flag stays and the free lease lets a sweep run the job once more.
             collection.training = collection.train_requests != requests
-        # The previous index stays one round: another process may be opening it right now.
+        # The previous index stays a moment: another process may be opening it right now (the
+        # processes that have it open keep reading their copy until they see the new one).
         self._gallery.retire(collection_id, [name for name in (index, previous) if name])
+        if previous is not None and previous != index:
+            with self._replaced_lock:
+                self._replaced.append(
+                    (time.monotonic() + PREVIOUS_INDEX_GRACE_S, collection_id, previous)
+                )
         extra = {
             "collection_id": collection_id,
             "people": plan.people,
@@ -320,6 +336,16 @@ class Trainer:
             with self._held_lock:
                 self._held.discard(collection_id)
 
+    def discard_replaced(self, *, now: float | None = None) -> int:
+        """Discards the replaced indexes whose grace period is over; how many."""
+        now = time.monotonic() if now is None else now
+        with self._replaced_lock:
+            due = [entry for entry in self._replaced if entry[0] <= now]
+            self._replaced = [entry for entry in self._replaced if entry[0] > now]
+        for _, collection_id, name in due:
+            self._gallery.discard(collection_id, name)
+        return len(due)
+
     def _background_loop(self) -> None:
         heartbeat = self._settings.training_heartbeat_s
         sweep_every = self._settings.training_sweep_s
@@ -330,6 +356,7 @@ class Trainer:
             # logged and retried next tick: the thread must outlive it.
             try:
                 self.renew()
+                self.discard_replaced()
                 if sweep_every > 0 and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + sweep_every
                     self.sweep()
