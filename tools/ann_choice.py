@@ -37,7 +37,7 @@ def ivf_sq8(gallery: NDArray[np.float32]) -> tuple[Search, int]:
     index = faiss.index_factory(gallery.shape[1], f"IVF{lists},SQ8")
     index.train(gallery[:: max(1, len(gallery) // (64 * lists))])
     index.add(gallery)
-    index.nprobe = max(ann.MIN_PROBES, round(ann.PROBE_SHARE * lists))
+    index.nprobe = round(lists * min(1.0, max(ann.PROBE_SHARE, ann.MIN_SCANNED / len(gallery))))
     return (lambda q: int(index.search(q[None, :], 1)[1][0][0])), index.sa_code_size()
 
 

@@ -243,14 +243,18 @@ class Trainer:
             watermark = int(session.scalar(select(func.coalesce(func.max(Embedding.id), 0))) or 0)
         bounds = SnapshotBounds(collection_id, revision, watermark, self._recipe.key)
         index = self._gallery.build(bounds, self._recipe.dimension, previous)
+        # Counted before the write below, not inside it: at 10^6 members the count takes ~2 s,
+        # which would hold SQLite's write lock (every enrollment and deletion waiting). A
+        # deletion committed meanwhile makes the figures one high; they only size the threshold.
+        with self._db.reading() as session:
+            embeddings, people = session.execute(
+                bounds.select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
+            ).one()
         with self._db.transaction() as session:
             collection = session.get(Collection, collection_id, with_for_update=True)
             if collection is None:
                 self._gallery.retire(collection_id, ())
                 return False
-            embeddings, people = session.execute(
-                bounds.select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
-            ).one()
             plan = self._planner.plan(
                 people=int(people), embeddings=int(embeddings), unknowns=collection.unknowns
             )
