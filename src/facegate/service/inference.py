@@ -9,10 +9,13 @@ request's headers arrive, before its body is read or parsed (the request guard c
   moving average of the time its recent calls took, scaled by how large this body is against
   that kind's usual body (ten images cost more than one).
 - Time: the estimated wait is the backlog (the estimated cost of everything admitted and not
-  finished) shared among the workers; a request that would wait longer than ``max_wait_s`` is
-  refused at once, with Retry-After saying when the backlog will have drained. One that was
-  admitted but still without a worker ``max_wait_s`` after it asked for one (the estimate was
-  wrong) is refused then. Its wait is bounded either way, not only the queue's length.
+  finished) shared among the workers; while it is over ``max_wait_s`` a busy server refuses
+  every request at once, with Retry-After saying when the backlog will have drained. The rule
+  is the same for every kind of request (see :meth:`InferencePool.admit`: fairness).
+  One that was admitted but still without a worker ``max_wait_s`` after its admission (the
+  estimate was wrong, or reading and parsing its body took the server long) is refused then.
+  Time spent waiting for the client's own bytes (a slow upload) is not counted against it. Its
+  wait is bounded either way, not only the queue's length.
 - Count and memory: at most ``queue_limit`` requests wait, and the bodies of admitted requests
   (by Content-Length) stay under ``max_body_bytes`` together, so parsing many large bodies at
   once cannot exhaust memory.
@@ -83,8 +86,16 @@ class Ticket:
     kind: str
     cost_s: float
     body_bytes: int
+    # When it was admitted (time.monotonic), and the seconds since then spent waiting for the
+    # client to send its body: the queue's time bound counts the rest.
+    admitted_at: float = field(default_factory=time.monotonic)
+    client_s: float = 0.0
     released: bool = field(default=False)
     used: bool = field(default=False)
+
+    def server_s(self) -> float:
+        """Seconds the server has held it since admission, the client's upload excluded."""
+        return time.monotonic() - self.admitted_at - self.client_s
 
 
 _current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
@@ -145,8 +156,16 @@ class InferencePool:
                     "face inference); retry in a moment",
                     retry_after_s=_retry_after(wait),
                 )
-            # A busy server refuses what it cannot start in time; an idle one takes anything.
-            if self._admitted >= self.workers and wait + cost / self.workers > self.max_wait_s:
+            # A busy server refuses while the queue is over its time bound; an idle one takes
+            # anything. The bound is on the wait alone, the same for every kind: adding the
+            # request's own cost (as before) refused the costliest kind first whenever the
+            # backlog was near the bound, so under overload face detection on a large photo got
+            # 1.0/s of its 3.2/s share while collection listings passed (BENCHMARKS.md). With
+            # the wait alone, each request's chance of admission is the same whatever its kind;
+            # its answer comes within max_wait_s plus its own work. The backlog still counts
+            # each admitted request's estimated cost, so costly requests still hold the others
+            # back by what they really cost.
+            if self._admitted >= self.workers and wait >= self.max_wait_s:
                 raise Unavailable(
                     f"the server is overloaded (about {wait:.1f} s of face inference is queued, "
                     f"the limit is {self.max_wait_s:g} s); retry after the time in Retry-After",
@@ -184,8 +203,9 @@ class InferencePool:
             self._body_bytes -= ticket.body_bytes
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn`` on a worker thread, if one is free within ``max_wait_s`` (counted from here:
-        a slow upload is not held against the request)."""
+        """``fn`` on a worker thread, if one is free within ``max_wait_s`` of the request's
+        admission (the time its client took to send the body excluded: a slow upload is not
+        held against it)."""
         ticket = _current.get()
         own = ticket is None or ticket.used or ticket.released
         if own:
@@ -194,8 +214,14 @@ class InferencePool:
         ticket.used = True
         try:
             slots = self._slots_for_loop()
+            # The bound counts from admission: reading and parsing the body on a busy event
+            # loop is waiting too (under overload it was most of an admitted request's time).
+            left = self.max_wait_s - ticket.server_s()
             try:
-                async with asyncio.timeout(self.max_wait_s):
+                if slots.locked():
+                    async with asyncio.timeout(max(0.0, left)):
+                        await slots.acquire()
+                else:
                     await slots.acquire()
             except TimeoutError:
                 raise Unavailable(
