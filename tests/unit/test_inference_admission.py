@@ -174,3 +174,29 @@ def test_a_refused_request_gets_503_before_its_body_is_parsed(
             pool.release(ticket)
     assert client.post("/v1/match", content=b"{not json", headers=headers).status_code == 400
     assert pool.in_flight == 0
+
+
+def test_while_requests_queue_no_kind_holds_more_than_its_share() -> None:
+    """Under hammering, the room a finished request leaves went first to its own client, often
+    for the same kind: face detection took 5x the places of match. A kind over its equal share
+    of the admitted requests is refused while another kind wants in."""
+    pool = InferencePool(2, 32, max_wait_s=1.0)
+    for kind in ("detect", "match"):
+        _learn(pool, kind, 0.05)  # cheap: the time bound is far
+    tickets = [pool.admit("detect") for _ in range(6)]  # alone, a kind has every place
+    tickets.append(pool.admit("match"))  # 7 admitted, two kinds: shares of 4
+    with pytest.raises(Unavailable, match="6 of the 7 requests admitted are detect"):
+        pool.admit("detect")
+    tickets += [pool.admit("match") for _ in range(4)]  # 5 of 11: shares of 6
+    tickets.append(pool.admit("detect"))  # 6 held, not over 6: now 7 of 12
+    with pytest.raises(Unavailable, match="more than its share of 6"):
+        pool.admit("detect")
+    assert pool.in_flight == 12
+    for ticket in tickets:
+        pool.release(ticket)
+    assert pool.in_flight == 0
+    # Not busy (no more admitted than workers): no share applies.
+    idle = InferencePool(8, 32, max_wait_s=1.0)
+    _learn(idle, "detect", 0.05)
+    idle.admit("match")
+    assert all(idle.admit("detect") for _ in range(7))
