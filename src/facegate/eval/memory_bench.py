@@ -153,7 +153,7 @@ def run_memory_bench(report: Callable[[str], None] = print) -> int:
                 f"facegate bench memory: server RSS {_status_mb(pid, 'VmRSS'):.0f} MB after one "
                 f"facedetect (models loaded); image expansion limit "
                 f"{settings.max_image_expansion:g}x above "
-                f"{settings.image_expansion_floor_bytes / MB:.1f} MB decoded (0: off)"
+                f"{settings.image_expansion_floor_bytes} bytes decoded (0: off); MB = 2^20 bytes"
             )
             for item in items:
                 _case(item, http, pid, settings, report)
