@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     # is ~300 MB at most per running request (measured, BENCHMARKS.md).
     max_image_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # Expansion (engine/decode.py): an image may decode (width x height x bands, read from the
+    # header before any pixel is decoded) to image_expansion_floor_bytes, or to
+    # max_image_expansion times its bytes if that is more; a JPEG over it is decoded at 1/2-1/8
+    # size until it fits, anything else is refused (413 image_too_expansive). Why these values
+    # (`facegate bench memory`, BENCHMARKS.md): every image costs a fixed part, detection at up
+    # to detect_max_side (~50 MB at 1280 px, ~150 MB at 1920 px) plus decoding; decoding costs
+    # ~1.1-2.5 bytes per decoded byte. The floor, 24 MB = 8 Mpx of RGB (a 3264x2448 camera photo
+    # whole, a 4000x3000 phone JPEG at its 1/2 draft, any 2560x1440 screenshot), keeps decoding
+    # within ~60 MB, below detection's own cost; above it, 3x keeps decoding's memory <= 8x the
+    # image's bytes (a PNG photo decodes to ~1.5-3x its file). What it refuses: tiny files of
+    # huge flat canvases (issue 12's 131 KB 6300x6300 PNG cost +272 MB) and large lossy WebPs.
+    # 0 (the ratio): no check.
+    max_image_expansion: float = 3.0
+    image_expansion_floor_bytes: int = 24_000_000
     max_images_per_enrollment: int = 10
 
     # Detection: the model (a registry entry; see engine/zoo.py) and its knobs.

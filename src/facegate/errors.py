@@ -21,7 +21,8 @@ the store raise these; the API layer only translates them into the wire envelope
     │   └── RecipeMismatch (409 recipe_mismatch)
     ├── PayloadTooLarge (413 payload_too_large)
     │   ├── ImageTooLarge (413 image_too_large)
-    │   └── ImageTooManyPixels (413 image_too_many_pixels)
+    │   ├── ImageTooManyPixels (413 image_too_many_pixels)
+    │   └── ImageTooExpansive (413 image_too_expansive)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── NoUsableFace (422 no_usable_face)
     │   ├── NoFaceFound (422 no_face_found)
@@ -152,6 +153,13 @@ class ImageTooLarge(PayloadTooLarge):
 class ImageTooManyPixels(PayloadTooLarge):
     code = "image_too_many_pixels"
     setting = "FACEGATE_MAX_IMAGE_PIXELS"
+
+
+class ImageTooExpansive(PayloadTooLarge):
+    """Decodes to far more bytes than it was sent in (a small file of a huge, flat canvas)."""
+
+    code = "image_too_expansive"
+    setting = "FACEGATE_MAX_IMAGE_EXPANSION"
 
 
 class UnsupportedMediaType(FacegateError):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import stat
 import time
 from collections.abc import Callable
@@ -20,7 +19,13 @@ import numpy as np
 import pytest
 
 from facegate.config import Settings
-from tests.factories import encode, grace_hopper_rgb
+from facegate.eval.memory_bench import phone_jpeg
+from tests.factories import (
+    astronaut_rgb,
+    encode,
+    grace_hopper_rgb,
+    group_photo_bytes,
+)
 from tests.integration.conftest import BOTH_BACKENDS, LiveServer, Photos
 
 pytestmark = pytest.mark.integration
@@ -458,6 +463,23 @@ def _cases() -> list[Case]:
             lambda t, p: {"img0": t.grace, "img1": _b64(p.grace(0)[:2000])},
         ),
         Case(
+            "small PNG of a huge flat canvas facedetect (issue 12 item 3)",
+            "POST",
+            "/facedetect",
+            413,
+            "6300x6300 pixels in",
+            lambda t, p: _flat_png(6300),
+            content_type="image/png",
+        ),
+        Case(
+            "small PNG of a huge flat canvas enroll",
+            "POST",
+            "/enroll",
+            413,
+            "img1: the image is 6300x6300 pixels",
+            lambda t, p: {"img0": t.grace, "img1": _b64(_flat_png(6300))},
+        ),
+        Case(
             "empty raw image",
             "POST",
             "/facedetect",
@@ -885,32 +907,90 @@ def _flat_png(side: int) -> bytes:
 
 
 @needs_proc
-def test_item_3_a_huge_canvas_costs_bounded_time_and_memory(live: LiveServer) -> None:
+def test_item_3_a_huge_canvas_is_refused_before_it_costs_memory(live: LiveServer) -> None:
     """A ~130 KB PNG of 6300x6300 (under the 40 Mpx limit), six at once: before, 15.8 s and
-    +3.8 GB for one, 8.8 GB for six, ~7 GB still resident ten minutes later."""
+    +3.8 GB for one, 8.8 GB for six, ~7 GB still resident ten minutes later; then +294 MB each
+    (decoded whole). Now refused from its header: it would decode to ~900x its bytes."""
     # The peak so far: every case above (item 4's padded bodies among them).
     assert live.memory_mb("VmHWM") < PEAK_RSS_LIMIT_MB
     png = _flat_png(6300)
     alice = live.client("alice", **{"content-type": "image/png"})
+    before = live.store_fingerprint()
     baseline = live.memory_mb()
     live.reset_peak_memory()
     started = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: alice.post("/facedetect", content=png), range(6)))
     elapsed = time.monotonic() - started
-    # Every answer a 200 with no face, or a 503 with Retry-After when the queue is full.
+    # Every answer the 413 in the envelope (or a 503 with Retry-After if the queue was full).
     for answer in answers:
-        assert answer.status_code in (200, 503), answer.text
+        assert answer.status_code in (413, 503), answer.text
+        assert answer.json()["success"] is False and answer.json()["data"] is None
         if answer.status_code == 503:
             assert int(answer.headers["retry-after"]) >= 1
-    assert any(a.status_code == 200 for a in answers)
-    # ~7.5 bytes per decoded pixel for each request running (one per core), none for waiting.
+        else:
+            assert answer.headers["x-facegate-error"] == "image_too_expansive"
+            assert "Send it as a JPEG" in answer.json()["message"]
+    assert any(a.status_code == 413 for a in answers)
+    # 8x the six bodies is ~6 MB; the refusal decodes nothing (the rest is the bodies and
+    # HTTP's own buffers).
     extra = live.memory_mb("VmHWM") - baseline
-    assert extra < 400 * max(2, os.cpu_count() or 1), f"+{extra:.0f} MB"
+    assert extra < 8 * 6 * len(png) / 2**20 + 16, f"+{extra:.0f} MB"
     assert live.memory_mb("VmHWM") < PEAK_RSS_LIMIT_MB
-    assert elapsed < 60
-    time.sleep(0.5)
-    assert live.memory_mb() < baseline + 150, "the decoded pixels went back to the system"
+    assert elapsed < 30
+    assert live.store_fingerprint() == before
+
+
+def _png_photo() -> bytes:
+    """The group photo (1280x886) as a PNG: a normal-size PNG photo."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(group_photo_bytes())).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _lfw_jpegs() -> list[bytes]:
+    """A few LFW photos when ../shared/facedata has them (the suite needs nothing from there)."""
+    folder = Path(__file__).resolve().parents[3] / "shared" / "facedata" / "lfw"
+    folder = folder / "lfw-deepfunneled"
+    return [path.read_bytes() for path in sorted(folder.glob("*/*_0001.jpg"))[:3]]
+
+
+ORDINARY_IMAGES: dict[str, Callable[[], bytes]] = {
+    "Grace Hopper JPEG": lambda: encode(grace_hopper_rgb()),
+    "astronaut PNG": lambda: _encoded_png(astronaut_rgb()),
+    "group photo JPEG": group_photo_bytes,
+    "group photo as PNG": _png_photo,
+    "4000x3000 phone JPEG": lambda: phone_jpeg(group_photo_bytes()),
+}
+
+
+def _encoded_png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(ORDINARY_IMAGES))
+def test_ordinary_images_pass_the_expansion_limit(live: LiveServer, name: str) -> None:
+    data = ORDINARY_IMAGES[name]()
+    kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    answer = live.client("alice", **{"content-type": kind}).post("/facedetect", content=data)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"], f"{name}: no face found"
+
+
+def test_lfw_jpegs_pass_the_expansion_limit(live: LiveServer) -> None:
+    photos = _lfw_jpegs()
+    if not photos:
+        pytest.skip("no LFW in ../shared/facedata")
+    alice = live.client("alice", **{"content-type": "image/jpeg"})
+    for data in photos:
+        answer = alice.post("/facedetect", content=data)
+        assert answer.status_code == 200 and answer.json()["data"], answer.text
 
 
 def test_every_endpoint_is_covered(targets: Targets) -> None:

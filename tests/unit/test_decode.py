@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegate.engine.decode import decode_image
+from facegate.engine.decode import decode_image, decoded_size
 from facegate.errors import (
     EmptyImage,
+    ImageTooExpansive,
     ImageTooLarge,
     ImageTooManyPixels,
     InvalidImage,
@@ -195,3 +196,50 @@ def test_transparency_and_high_depth_in_bands(monkeypatch: pytest.MonkeyPatch) -
     deep = np.arange(45, dtype=np.uint16).reshape(9, 5) * 1000
     grey = decode_image(_encode(Image.fromarray(deep), "PNG"), **LIMITS).rgb[..., 0]
     assert grey[0, 0] == 0 and grey[-1, -1] == 255 and (np.diff(grey.ravel()) >= 0).all()
+
+
+EXPANSION = {"max_expansion": 3.0, "expansion_floor_bytes": 24_000_000}
+
+
+def test_a_small_png_of_a_huge_canvas_is_refused_from_the_header() -> None:
+    """Issue 12: a 131 KB 6300x6300 PNG cost +294 MB decoded; it is refused before decoding."""
+    data = _encode(Image.new("RGB", (6300, 6300), (200, 180, 160)), "PNG")
+    with pytest.raises(ImageTooExpansive) as refused:
+        decode_image(data, **LIMITS, target_side=1920, **EXPANSION)
+    message = refused.value.message
+    assert f"6300x6300 pixels in {len(data)} bytes" in message
+    assert f"decodes to {6300 * 6300 * 3} bytes" in message
+    assert "above 24000000 decoded bytes" in message and "at most 3 times its size" in message
+    assert "Send it as a JPEG, or scaled down to at most 2828 pixels" in message
+    assert "FACEGATE_MAX_IMAGE_EXPANSION" in message
+    assert refused.value.status == 413 and refused.value.code == "image_too_expansive"
+
+
+def test_the_expansion_limit_lets_ordinary_images_through() -> None:
+    # Within the floor, anything: a flat 2500x2500 PNG (18.75 MB decoded from a few KB).
+    flat = _encode(Image.new("RGB", (2500, 2500), (10, 20, 30)), "PNG")
+    assert decode_image(flat, **LIMITS, **EXPANSION).width == 2500
+    # Above it, an image of noise (a PNG photo's worst case: it barely compresses).
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+    photo = _encode(Image.fromarray(noise), "PNG")
+    assert len(photo) * 3 > 3000 * 3000 * 3 > 24_000_000
+    limits = {"max_bytes": 10**8, "max_pixels": 40_000_000}
+    assert decode_image(photo, **limits, **EXPANSION).width == 3000
+    # 0: no check (the flat canvas above the floor decodes whole).
+    big = _encode(Image.new("RGB", (3500, 3500), (10, 20, 30)), "PNG")
+    assert decode_image(big, **LIMITS, max_expansion=0).width == 3500
+    with pytest.raises(ImageTooExpansive):
+        decode_image(big, **LIMITS, **EXPANSION)
+
+
+def test_a_jpeg_over_the_expansion_limit_is_decoded_smaller_instead() -> None:
+    data = _encode(Image.new("RGB", (6300, 6300), (200, 180, 160)), "JPEG")
+    # Draft mode for detection alone gives 3150x3150 (29.8 MB): over the floor, so 1/4.
+    assert decode_image(data, **LIMITS, target_side=1920, max_expansion=0).scale == 2.0
+    decoded = decode_image(data, **LIMITS, target_side=1920, **EXPANSION)
+    assert (decoded.width, decoded.scale) == (1575, 4.0)
+    assert decoded_size(data, target_side=1920, **EXPANSION) == (
+        (6300, 6300),
+        (1575, 1575),
+        1575 * 1575 * 3,
+    )

@@ -29,7 +29,7 @@ from facegate.errors import (
     RequestTimeout,
     Unavailable,
 )
-from facegate.service.inference import InferencePool, current_ticket
+from facegate.service.inference import InferencePool, Ticket, current_ticket
 
 log = logging.getLogger("facegate.request")
 
@@ -185,16 +185,18 @@ class RequestGuard:
                 return
         timeout = self.settings.body_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout if timeout > 0 else None
-        guarded = _guarded(receive, limit, setting, deadline, timeout)
         kind = f"{scope['method']} {path}"
         if self.pool is None or (scope["method"], path) not in _INFERENCE_ROUTES:
-            await self.app(scope, guarded, send)
+            await self.app(scope, _guarded(receive, limit, setting, deadline, timeout), send)
             return
         try:
             ticket = self.pool.admit(kind, length)
         except Unavailable as refused:
+            guarded = _guarded(receive, limit, setting, deadline, timeout)
             await _refuse_unread(refused, length, guarded, scope, receive, send)
             return
+        # The ticket learns how long the body took to arrive: the queue's time bound excludes it.
+        guarded = _guarded(receive, limit, setting, deadline, timeout, ticket)
         token = current_ticket().set(ticket)
         try:
             await self.app(scope, guarded, send)
@@ -227,15 +229,31 @@ async def _refuse_unread(
 
 
 def _guarded(
-    receive: Receive, limit: int, setting: str, deadline: float | None, timeout: float
+    receive: Receive,
+    limit: int,
+    setting: str,
+    deadline: float | None,
+    timeout: float,
+    ticket: Ticket | None = None,
 ) -> Receive:
     """A receive that fails once more than ``limit`` bytes arrived (chunked bodies), or when the
     body is still incomplete at ``deadline`` (a client sending a byte a second holds a worker
-    and a connection for as long as it likes otherwise)."""
+    and a connection for as long as it likes otherwise). The time spent waiting for the body's
+    bytes is added to ``ticket.client_s``."""
     seen = 0
     complete = False
 
     async def wrapped() -> Message:
+        nonlocal seen, complete
+        if ticket is not None and not complete:
+            started = time.monotonic()
+            try:
+                return await _received()
+            finally:
+                ticket.client_s += time.monotonic() - started
+        return await _received()
+
+    async def _received() -> Message:
         nonlocal seen, complete
         if complete or deadline is None:
             # After the body only http.disconnect can come, and waiting for it is legitimate.

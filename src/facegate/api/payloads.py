@@ -8,7 +8,8 @@ and the right status (415 wrong type, 400 unreadable, 413 too large while stream
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,12 @@ _IMAGE_FIELD = re.compile(r"img([0-9]+)")
 _MAX_IMAGE_NUMBER_DIGITS = 6
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
+# Parsing or decoding this much runs on the event loop (well under a millisecond): a trip to
+# the thread pool costs the request two turns of the loop, which under overload take tens of
+# milliseconds each (BENCHMARKS.md, Overload). Larger inputs go to the pool.
+INLINE_BYTES = 256 * 1024
 
 
 def media_type(request: Request) -> str | None:
@@ -82,7 +89,13 @@ async def image_bytes(request: Request, *, max_bytes: int) -> bytes:
     payload = await _parse_json(body)
     if "img" not in payload:
         raise BadRequest("img: is required (a base64-encoded image)")
-    return await run_in_threadpool(decode_base64, payload["img"], "img", max_bytes=max_bytes)
+    return await decode_base64_field(payload["img"], "img", max_bytes=max_bytes)
+
+
+async def decode_base64_field(value: Any, field: str, *, max_bytes: int) -> bytes:
+    """:func:`decode_base64`, in the thread pool only for a large value."""
+    size = len(value) if isinstance(value, str | bytes) else 0
+    return await off_loop_if_large(size, decode_base64, value, field, max_bytes=max_bytes)
 
 
 def image_fields(body: dict[str, Any], *, max_bytes: int) -> dict[str, bytes]:
@@ -110,11 +123,18 @@ def _image_keys(body: dict[str, Any]) -> list[str]:
     return [key for _, key in sorted(numbered)]
 
 
+async def off_loop_if_large(size: int, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn`` in the thread pool if its input is over :data:`INLINE_BYTES`, else right here."""
+    if size <= INLINE_BYTES:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 async def _parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("the request body is empty; send a JSON object")
     # Large bodies (ten images) take a while to parse: keep the event loop free meanwhile.
-    payload = await run_in_threadpool(loads_limited, body)
+    payload = await off_loop_if_large(len(body), loads_limited, body)
     if not isinstance(payload, dict):
         raise BadRequest('the body must be a JSON object, e.g. {"img": "..."}')
     return payload

@@ -18,7 +18,8 @@
         │   └── RecipeMismatch (recipe_mismatch)
         ├── PayloadTooLarge (413 payload_too_large)
         │   ├── ImageTooLarge (image_too_large)
-        │   └── ImageTooManyPixels (image_too_many_pixels)
+        │   ├── ImageTooManyPixels (image_too_many_pixels)
+        │   └── ImageTooExpansive (image_too_expansive)
         ├── UnsupportedMediaType (415)
         ├── NoUsableFace (422 no_usable_face)
         │   ├── NoFaceFound (no_face_found)
@@ -157,6 +158,12 @@ class ImageTooLarge(PayloadTooLarge):
 
 class ImageTooManyPixels(PayloadTooLarge):
     CODE = "image_too_many_pixels"
+
+
+class ImageTooExpansive(PayloadTooLarge):
+    """A small file of a huge canvas: send a JPEG or a smaller image."""
+
+    CODE = "image_too_expansive"
 
 
 class UnsupportedMediaType(APIError):

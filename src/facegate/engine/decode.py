@@ -9,6 +9,11 @@ Memory per image is bounded, not just checked:
 - A JPEG far larger than detection needs (``target_side``, the detector's working size) is
   decoded at 1/2, 1/4 or 1/8 of its resolution by libjpeg itself (Pillow's draft mode): a
   4000x3000 phone photo becomes 2000x1500 without its full-size pixels ever existing.
+- The decoded size (width x height x bands, after draft mode) is compared with the bytes sent,
+  from the header too: above a floor, an image may decode to at most a bounded multiple of its
+  size (``max_expansion``), so a request's memory follows its body. PNG and WebP have no reduced
+  decode in Pillow, so a small file of a huge canvas (issue 12: a 131 KB 6300x6300 PNG cost
+  +294 MB) is refused with what to send instead.
 - Nothing converts a whole image to floating point, and no full-size copy is made beyond the
   two above: conversions and copies run in bands of about a megapixel.
 
@@ -29,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from facegate.errors import (
     EmptyImage,
+    ImageTooExpansive,
     ImageTooLarge,
     ImageTooManyPixels,
     InvalidImage,
@@ -103,18 +109,31 @@ class DecodedImage:
 
 
 def decode_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, target_side: int = 0
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    target_side: int = 0,
+    max_expansion: float = 0.0,
+    expansion_floor_bytes: int = 0,
 ) -> DecodedImage:
     """Decode ``data``; a JPEG whose longer side is at least twice ``target_side`` (0: never) is
-    decoded at the smallest reduced resolution whose longer side still reaches it."""
+    decoded at the smallest reduced resolution whose longer side still reaches it.
+
+    An image may decode to ``expansion_floor_bytes``, or to ``max_expansion`` times
+    ``len(data)`` if that is more (``max_expansion`` 0: no check). A JPEG over that is decoded at
+    a further reduced resolution that fits; anything still over it is refused
+    (:class:`ImageTooExpansive`) before any pixel is decoded."""
     if not data:
         raise EmptyImage("the image is empty (0 bytes)")
     if len(data) > max_bytes:
         raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes} bytes")
     image = _open(data, max_pixels)
     sent_size = image.size
-    scale = _draft(image, target_side)
+    allowed = _allowed_bytes(len(data), max_expansion, expansion_floor_bytes)
+    scale = _draft(image, target_side, allowed)
     _check_pixels(sent_size, image.size, max_pixels)
+    _check_expansion(image, sent_size, len(data), allowed, max_expansion, expansion_floor_bytes)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -124,6 +143,17 @@ def decode_image(
     rgb = _to_rgb(image)
     del image  # Pillow's buffer goes before the oriented copy is made
     return DecodedImage(rgb=_oriented(rgb, orientation), format=fmt, scale=scale)
+
+
+def decoded_size(
+    data: bytes, *, target_side: int = 0, max_expansion: float = 0.0, expansion_floor_bytes: int = 0
+) -> tuple[tuple[int, int], tuple[int, int], int]:
+    """(size sent, size decoded, decoded bytes) that :func:`decode_image` would work with, from
+    the header alone (nothing is decoded, no limit but the expansion's draft is applied)."""
+    image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    sent = image.size
+    _draft(image, target_side, _allowed_bytes(len(data), max_expansion, expansion_floor_bytes))
+    return sent, image.size, decoded_bytes(image)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -146,12 +176,26 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _draft(image: Image.Image, target_side: int) -> float:
-    """Ask libjpeg for a reduced decode; the reduction factor (1 when none)."""
+def _draft(image: Image.Image, target_side: int, allowed_bytes: float = math.inf) -> float:
+    """Ask libjpeg for a reduced decode; the reduction factor (1 when none).
+
+    The factor keeps the longer side at least ``target_side`` (detection's working size), unless
+    that would decode to more than ``allowed_bytes`` (the expansion limit): then it is the
+    smallest that fits, 8 at most (a JPEG is never refused for its expansion while a reduced
+    decode can hold it)."""
     width, height = image.size
-    if image.format != "JPEG" or target_side <= 0 or max(width, height) < 2 * target_side:
+    if image.format != "JPEG":
         return 1.0
-    factor = next(f for f in _DRAFT_FACTORS if max(width, height) >= f * target_side)
+    factor = 1
+    if target_side > 0 and max(width, height) >= 2 * target_side:
+        factor = next(f for f in _DRAFT_FACTORS if max(width, height) >= f * target_side)
+    bands = max(3, len(image.getbands()))
+    while factor < 8 and math.ceil(width / factor) * math.ceil(height / factor) * bands > (
+        allowed_bytes
+    ):
+        factor *= 2
+    if factor == 1:
+        return 1.0
     # draft() picks the largest reduction that keeps the image at least this size.
     wanted = (max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor)))
     try:
@@ -171,6 +215,44 @@ def _check_pixels(sent: tuple[int, int], decoded: tuple[int, int], max_pixels: i
     raise ImageTooManyPixels(
         f"the image is {size} = {pixels} pixels; the limit is {max_pixels} pixels"
     )
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """Bytes of the pixels a decode of ``image`` yields as it stands (after any draft): width x
+    height x bands, at least the three bands of the RGB array handed on."""
+    width, height = image.size
+    return width * height * max(3, len(image.getbands()))
+
+
+def _allowed_bytes(size: int, ratio: float, floor: int) -> float:
+    """Decoded bytes an image of ``size`` bytes may have (infinite when the check is off)."""
+    return max(float(floor), ratio * size) if ratio > 0 else math.inf
+
+
+def _check_expansion(
+    image: Image.Image, sent: tuple[int, int], size: int, allowed: float, ratio: float, floor: int
+) -> None:
+    decoded = decoded_bytes(image)
+    if decoded <= allowed:
+        return
+    dims = f"{sent[0]}x{sent[1]}"
+    if image.size != sent:
+        dims += f" (decoded at {image.size[0]}x{image.size[1]})"
+    raise ImageTooExpansive(
+        f"the image is {dims} pixels in {size} bytes: it decodes to {decoded} bytes, "
+        f"{decoded / size:.0f} times its size; above {floor} decoded bytes an image may decode to "
+        f"at most {ratio:g} times its size. Send it as a JPEG, or scaled down to at most "
+        f"{_fitting_side(image, sent, allowed)} pixels on its longer side",
+        setting="FACEGATE_MAX_IMAGE_EXPANSION (and FACEGATE_IMAGE_EXPANSION_FLOOR_BYTES)",
+    )
+
+
+def _fitting_side(image: Image.Image, sent: tuple[int, int], allowed: float) -> int:
+    """The longer side at which this image, scaled with its aspect ratio, decodes within
+    ``allowed`` bytes (about: its file would shrink too)."""
+    decoded = decoded_bytes(image)
+    shrink = math.sqrt(allowed / decoded)
+    return max(1, math.floor(max(image.size) * shrink * max(sent) / max(image.size)))
 
 
 def _bands(height: int, width: int) -> range:

@@ -108,6 +108,8 @@ class FaceEngine:
             max_bytes=self.settings.max_image_bytes,
             max_pixels=self.settings.max_image_pixels,
             target_side=self.settings.detect_max_side,
+            max_expansion=self.settings.max_image_expansion,
+            expansion_floor_bytes=self.settings.image_expansion_floor_bytes,
         )
 
     def detect(

@@ -150,7 +150,9 @@ class Connection:
 class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     succeeded: Counter[str] = field(default_factory=Counter)  # 2xx answers by kind
+    attempted: Counter[str] = field(default_factory=Counter)  # requests sent, by kind
     admitted_s: list[float] = field(default_factory=list)  # every answer but a 503
+    admitted_by_kind: dict[str, list[float]] = field(default_factory=dict)
     refused_s: list[float] = field(default_factory=list)
     bad_retry_after: int = 0
     transport_errors: int = 0
@@ -244,10 +246,12 @@ async def _client(
                 continue
             elapsed = time.perf_counter() - started
             tally.statuses[status] += 1
+            tally.attempted[kind] += 1
             if 200 <= status < 300:
                 tally.succeeded[kind] += 1
             if status != 503:
                 tally.admitted_s.append(elapsed)
+                tally.admitted_by_kind.setdefault(kind, []).append(elapsed)
                 continue
             tally.refused_s.append(elapsed)
             retry_after = _retry_after(headers.get("retry-after"))
@@ -295,6 +299,23 @@ def _percentile(values: list[float], q: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def describe_kinds(tally: Tally) -> str:
+    """Per kind of request: successes per second, the share of its requests that succeeded
+    (admission's fairness across kinds) and the p99 of its admitted requests."""
+    parts = []
+    for kind, _ in MIX:
+        sent = tally.attempted[kind]
+        if not sent:
+            continue
+        done = tally.succeeded[kind]
+        p99 = _percentile(tally.admitted_by_kind.get(kind, []), 0.99)
+        parts.append(
+            f"{kind} {done / tally.wall_s:.1f}/s, {100 * done / sent:.0f} % of {sent} succeeded, "
+            f"admitted p99 {1000 * p99:.0f} ms"
+        )
+    return "; ".join(parts)
 
 
 def describe(label: str, tally: Tally) -> str:
@@ -347,12 +368,14 @@ def run_load_bench(
                 )
             )
             report(describe("1 client", single))
+            report(f"  by kind: {describe_kinds(single)}")
             many = asyncio.run(
                 _run_clients(
                     server.url, key, requests, clients, seconds, max_requests, honour_retry_after
                 )
             )
             report(describe(f"{clients} clients", many))
+            report(f"  by kind: {describe_kinds(many)}")
         finally:
             server.stop()
     return single, many

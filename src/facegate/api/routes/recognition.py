@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from facegate.api import presenters
 from facegate.api.deps import ServicesDep, TenantDep
 from facegate.api.envelope import ok
-from facegate.api.payloads import validated
+from facegate.api.payloads import decode_base64_field, validated
 from facegate.api.routes import examples
 from facegate.api.routes.docs import json_body, responses
 from facegate.api.schemas import IdentifyOut, IdentifyRequest, MatchRequest
 from facegate.errors import BadRequest
-from facegate.service.images import decode_base64
 
 router = APIRouter(prefix="/v1", tags=["recognition"])
 
@@ -34,8 +32,8 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
 )
 async def match(request: Request, tenant: TenantDep, services: ServicesDep) -> JSONResponse:
     payload, _ = await validated(request, MatchRequest)
-    image = await run_in_threadpool(
-        decode_base64, payload.img, "img", max_bytes=services.settings.max_image_bytes
+    image = await decode_base64_field(
+        payload.img, "img", max_bytes=services.settings.max_image_bytes
     )
     results = await services.inference.run(
         services.recognition.match, tenant, payload.id, image, payload.threshold
@@ -61,8 +59,8 @@ async def identify(request: Request, tenant: TenantDep, services: ServicesDep) -
     payload, _ = await validated(request, IdentifyRequest)
     if payload.top_k is not None and payload.top_k > services.settings.max_top_k:
         raise BadRequest(f"top_k: at most {services.settings.max_top_k}")
-    image = await run_in_threadpool(
-        decode_base64, payload.img, "img", max_bytes=services.settings.max_image_bytes
+    image = await decode_base64_field(
+        payload.img, "img", max_bytes=services.settings.max_image_bytes
     )
     results = await services.inference.run(
         services.recognition.identify,
