@@ -125,10 +125,7 @@ def build(
     ``folder`` atomically. The float16 rows are written as they come; k-means and the codebooks
     are trained on an evenly spread sample of them, then every row is added."""
     with _Staging(folder) as staging:
-        keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
-        vectors = np.lib.format.open_memmap(
-            staging / VECTORS_FILE, "w+", np.float16, (size, dimension)
-        )
+        keys, vectors = _new_arrays(staging, size, dimension)
         row = 0
         for ids, batch in batches:
             keys[row : row + len(ids)] = ids
@@ -146,10 +143,7 @@ def build(
         sample = np.linspace(0, size - 1, min(size, TRAIN_PER_LIST * lists)).astype(np.int64)
         index.train(vectors[sample].astype(np.float32))
         _add(index, vectors, np.arange(size, dtype=np.int64))
-        keys.flush()
-        vectors.flush()
-        del keys, vectors
-        faiss.write_index(index, str(staging / INDEX_FILE))
+        _write(staging, index, keys, vectors)
 
 
 def update(
@@ -167,10 +161,7 @@ def update(
     old_rows = len(previous.keys)
     size = old_rows + added_count
     with _Staging(folder) as staging:
-        keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
-        vectors = np.lib.format.open_memmap(
-            staging / VECTORS_FILE, "w+", np.float16, (size, previous.vectors.shape[1])
-        )
+        keys, vectors = _new_arrays(staging, size, previous.vectors.shape[1])
         keys[:old_rows] = previous.keys
         vectors[:old_rows] = previous.vectors
         gone = np.flatnonzero(np.isin(previous.keys, removed))
@@ -187,10 +178,25 @@ def update(
             row += len(ids)
         if row != size:
             raise RuntimeError(f"expected {added_count} added rows, read {row - old_rows}")
-        keys.flush()
-        vectors.flush()
-        del keys, vectors
-        faiss.write_index(index, str(staging / INDEX_FILE))
+        _write(staging, index, keys, vectors)
+
+
+def _new_arrays(
+    staging: Path, size: int, dimension: int
+) -> tuple[NDArray[np.int64], NDArray[np.float16]]:
+    """The row arrays of a new index, as writable maps of their files (never all in memory)."""
+    keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
+    vectors = np.lib.format.open_memmap(staging / VECTORS_FILE, "w+", np.float16, (size, dimension))
+    return keys, vectors
+
+
+def _write(
+    staging: Path, index: faiss.Index, keys: NDArray[np.int64], vectors: NDArray[np.float16]
+) -> None:
+    for array in (keys, vectors):
+        if isinstance(array, np.memmap):
+            array.flush()
+    faiss.write_index(index, str(staging / INDEX_FILE))
 
 
 def _add(index: faiss.Index, vectors: NDArray[np.float16], rows: NDArray[np.int64]) -> None:

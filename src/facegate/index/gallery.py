@@ -57,8 +57,6 @@ MIN_CANDIDATES = 16
 # Labels taken from an exact in-memory snapshot beyond those asked for, in case some of them
 # were deleted since it was read.
 EXACT_MARGIN = 4
-# Rows read per statement when the store is asked for ids (SQLite's variable limit is 32766).
-ID_CHUNK = 10_000
 # An update that would change more than this share of the index rebuilds it instead: the coarse
 # partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
