@@ -3,6 +3,7 @@ deletions masked at once, additions and deletions folded in by the next training
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -13,20 +14,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from sqlalchemy import delete, insert
+from sqlalchemy import TextClause, delete, func, insert, select
 
 from facegate.api.app import create_app
 from facegate.config import Settings
 from facegate.errors import RecipeMismatch
-from facegate.index import ExactIndex, ann
-from facegate.index.gallery import InProcessGallery
+from facegate.index import ExactIndex, ann, gallery
+from facegate.index.gallery import InProcessGallery, label_numbers
 from facegate.service.common import Tenant
 from facegate.service.container import Services
 from facegate.service.ports import GalleryHit, TrainedSnapshot
 from facegate.service.training import PREVIOUS_INDEX_GRACE_S
 from facegate.store.db import Database
-from facegate.store.models import ApiKey, Collection, CollectionMember, Embedding, Enrollment
-from facegate.store.snapshot import SnapshotBounds
+from facegate.store.models import (
+    ApiKey,
+    Collection,
+    CollectionMember,
+    Embedding,
+    Enrollment,
+    SnapshotRemoval,
+)
+from facegate.store.snapshot import SnapshotBounds, log_removal
 from facegate.store.vectors import to_blob
 
 if TYPE_CHECKING:
@@ -79,13 +87,7 @@ class Store:
             session.execute(
                 insert(Embedding),
                 [
-                    {
-                        "enrollment_id": label,
-                        "position": i,
-                        "vector": to_blob(v),
-                        "recipe": RECIPE,
-                        "created": NOW,
-                    }
+                    _row(label, i, v)
                     for i, (label, v) in enumerate(zip(labels, self.vectors, strict=True))
                 ],
             )
@@ -98,12 +100,70 @@ class Store:
             )
         self.version = 0
 
-    def snapshot(self, index: str | None, *, watermark: int = 10**9) -> TrainedSnapshot:
+    def bounds(self) -> SnapshotBounds:
+        """The collection as it stands: its revision and the highest embedding id."""
+        with self.database.reading() as session:
+            revision = session.get_one(Collection, "c").revision
+            watermark = session.scalar(select(func.max(Embedding.id))) or 0
+        return SnapshotBounds("c", revision, watermark, RECIPE)
+
+    def snapshot(self, index: str | None) -> TrainedSnapshot:
         self.version += 1
-        return TrainedSnapshot(SnapshotBounds("c", 1, watermark, RECIPE), self.version, index)
+        return TrainedSnapshot(self.bounds(), self.version, index)
 
     def build(self, previous: str | None = None) -> str | None:
-        return self.gallery.build(SnapshotBounds("c", 1, 10**9, RECIPE), DIM, previous)
+        built = self.gallery.build(self.bounds(), DIM, previous)
+        if built.name is not None:
+            assert (built.embeddings, built.people) == self.counted()
+        return built.name
+
+    def counted(self) -> tuple[int, int]:
+        """The snapshot's embeddings and people, counted by the store."""
+        with self.database.reading() as session:
+            return tuple(
+                session.execute(
+                    self.bounds().select(
+                        func.count(), func.count(func.distinct(Embedding.enrollment_id))
+                    )
+                ).one()
+            )
+
+    def delete(self, enrollment_ids: set[str]) -> None:
+        """As the service deletes: the revision moves, the removal is logged, the rows go."""
+        with self.database.transaction() as session:
+            session.get_one(Collection, "c").revision += 1
+            session.flush()
+            for enrollment_id in enrollment_ids:
+                log_removal(session, enrollment_id)
+            for table in (Embedding, CollectionMember):
+                session.execute(delete(table).where(table.enrollment_id.in_(enrollment_ids)))
+            session.execute(delete(Enrollment).where(Enrollment.id.in_(enrollment_ids)))
+
+    def enroll(self, label: str, vectors: NDArray[np.float32], *, member: bool = True) -> None:
+        """A new enrollment with ``vectors`` (a member of the collection at a new revision)."""
+        with self.database.transaction() as session:
+            session.add(
+                Enrollment(id=label, owner_id="k", name=label.upper(), created=NOW, updated=NOW)
+            )
+            session.flush()
+            session.execute(insert(Embedding), [_row(label, i, v) for i, v in enumerate(vectors)])
+        self.labels += [label] * len(vectors)
+        self.vectors = np.concatenate([self.vectors, vectors])
+        if member:
+            self.add_member(label)
+
+    def add_member(self, label: str) -> None:
+        with self.database.transaction() as session:
+            collection = session.get_one(Collection, "c")
+            collection.revision += 1
+            session.add(
+                CollectionMember(
+                    collection_id="c",
+                    enrollment_id=label,
+                    added=NOW,
+                    added_revision=collection.revision,
+                )
+            )
 
     def exact(
         self, queries: NDArray[np.float32], k: int, without: frozenset[str] = frozenset()
@@ -111,6 +171,16 @@ class Store:
         keep = [i for i, label in enumerate(self.labels) if label not in without]
         index = ExactIndex(self.vectors[keep], [self.labels[i] for i in keep])
         return [[h.label for h in hits] for hits in index.search(queries, k)]
+
+
+def _row(label: str, position: int, vector: NDArray[np.float32]) -> dict[str, object]:
+    return {
+        "enrollment_id": label,
+        "position": position,
+        "vector": to_blob(vector),
+        "recipe": RECIPE,
+        "created": NOW,
+    }
 
 
 def _probes(store: Store, count: int) -> NDArray[np.float32]:
@@ -162,9 +232,7 @@ def test_a_deletion_is_masked_at_once_and_folded_in_by_the_next_build(tmp_path: 
     probes = _probes(store, 30)
     before = store.gallery.search(store.snapshot(first), DIM, probes, 3)
     gone = {hits[0].label for hits in before[:10]}
-    with store.database.transaction() as session:
-        session.execute(delete(Embedding).where(Embedding.enrollment_id.in_(gone)))
-        session.execute(delete(CollectionMember).where(CollectionMember.enrollment_id.in_(gone)))
+    store.delete(gone)
     # The same index file, not rebuilt: the deleted rows are not found in the store.
     after = store.gallery.search(store.snapshot(first), DIM, probes, 3)
     assert not gone & {h.label for hits in after for h in hits}
@@ -195,34 +263,80 @@ def blanked(index: ann.AnnIndex, gone: set[str], store: Store) -> set[int]:
     return {int(k) for k in index.keys if store.labels[int(k) - 1] in gone}
 
 
-def test_an_update_adds_rows_and_rebuilds_past_the_share(tmp_path: Path) -> None:
+def test_an_update_reads_what_changed_and_rebuilds_past_the_share(tmp_path: Path) -> None:
     store = Store(tmp_path, 3000, limit=500)
     first = store.build()
     assert first is not None
     held = ann.load(tmp_path / "index" / first)
+    rng = np.random.default_rng(5)
+    # Each way rows join a snapshot: a new member, new images of a member, an enrollment made
+    # before and added to the collection later; and one way to leave it.
+    store.enroll("new", _unit(rng.normal(size=(2, DIM)).astype(np.float32)))
     with store.database.transaction() as session:
-        # Rows dropped from the index by hand: the next build sees them as new and adds them.
-        session.execute(delete(CollectionMember).where(CollectionMember.enrollment_id == "p00001"))
+        session.execute(insert(Embedding), [_row("p00002", 9, store.vectors[-1] * -1)])
+    store.labels.append("p00002")
+    store.vectors = np.concatenate([store.vectors, -store.vectors[-1:]])
+    store.enroll("outside", _unit(rng.normal(size=(1, DIM)).astype(np.float32)), member=False)
     second = store.build(previous=first)
     assert second is not None
-    with store.database.transaction() as session:
-        session.execute(
-            insert(CollectionMember),
-            [{"collection_id": "c", "enrollment_id": "p00001", "added": NOW, "added_revision": 1}],
-        )
+    grown = ann.load(tmp_path / "index" / second)
+    assert len(grown.keys) == len(held.keys) + 3 and grown.live == held.live + 3
+    store.add_member("outside")
+    store.delete({"p00001"})  # two rows
     third = store.build(previous=second)
     assert third is not None
-    grown = ann.load(tmp_path / "index" / third)
-    assert len(grown.keys) == len(held.keys) + 2 and grown.live == held.live  # p00001: 2 rows
-    probes = _probes(store, 30)
-    assert (
-        _top1(store.gallery.search(store.snapshot(third), DIM, probes, 3), store.exact(probes, 3))
-        >= 0.9
-    )
-    with store.database.transaction() as session:
-        session.execute(delete(CollectionMember).where(CollectionMember.enrollment_id < "p01200"))
-    rebuilt = ann.load(tmp_path / "index" / str(store.build(previous=third)))
+    updated = ann.load(tmp_path / "index" / third)
+    assert len(updated.keys) == len(held.keys) + 4 and updated.live == held.live + 2
+    assert updated.meta["revision"] == store.bounds().revision
+    probes = np.concatenate([_probes(store, 30), store.vectors[-4:]])
+    found = store.gallery.search(store.snapshot(third), DIM, probes, 3)
+    assert _top1(found, store.exact(probes, 3, without=frozenset({"p00001"}))) >= 0.9
+    assert [hits[0].label for hits in found[-4:]] == ["new", "new", "p00002", "outside"]
+    store.delete({f"p{i:05d}" for i in range(2, 1200)})
+    rebuilt_name = store.build(previous=third)
+    rebuilt = ann.load(tmp_path / "index" / str(rebuilt_name))
     assert (rebuilt.keys != ann.REMOVED).all() and len(rebuilt.keys) < len(held.keys)
+
+
+def test_an_index_of_an_older_release_is_searched_exactly_and_rebuilt(tmp_path: Path) -> None:
+    store = Store(tmp_path, 1000, limit=500)
+    first = store.build()
+    assert first is not None
+    (tmp_path / "index" / first / ann.META_FILE).unlink()  # made before indexes had one
+    probes = _probes(store, 10)
+    found = store.gallery.search(store.snapshot(first), DIM, probes, 3)
+    assert [[h.label for h in hits] for hits in found] == store.exact(probes, 3)
+    second = store.build(previous=first)
+    assert second is not None and second != first
+    assert ann.load(tmp_path / "index" / second).live == len(store.vectors)
+
+
+def test_a_row_deleted_while_the_index_is_built_leaves_a_blank_row(tmp_path: Path) -> None:
+    store = Store(tmp_path, 1000, limit=500)
+    ids = np.arange(1, len(store.vectors) + 1, dtype=np.int64)
+    store.delete({"p00003"})
+    folder = tmp_path / "index" / "c" / "x"
+    counts = ann.build(
+        folder,
+        DIM,
+        store.gallery._vectors(ids, label_numbers(store.labels), DIM),
+        len(ids),
+        {},
+    )
+    index = ann.load(folder)
+    rows = store.labels.count("p00003")  # two: the first tenth have two vectors
+    assert counts == (len(ids) - rows, len(set(store.labels)) - 1) and index.live == len(ids) - rows
+    assert (index.keys == ann.REMOVED).sum() == rows and index.keys[-1] == ann.REMOVED
+
+
+def test_label_numbers_tell_enrollment_ids_apart() -> None:
+    ids = [f"s{i:09d}" for i in range(100_000)] + ["é" * 64, "a" * 70, "a" * 71]
+    numbers = label_numbers(ids)
+    assert len(np.unique(numbers)) == len(ids)
+    # The same in every call (beside longer ids or not) and process.
+    assert (label_numbers(ids[:5]) == numbers[:5]).all()
+    # Written to index files: a change would make every index count people wrongly.
+    assert label_numbers(["s000000000"])[0] == 0xB8DDE5E104D16F96 - 2**64
 
 
 def test_an_index_of_another_recipe_is_not_used(tmp_path: Path) -> None:
@@ -294,5 +408,84 @@ def test_training_builds_updates_and_retires_the_index_through_the_service(
     assert (held.keys == ann.REMOVED).sum() == 1 and not held.vectors[
         held.keys == ann.REMOVED
     ].any()
+    # The deletion stays logged until no index that a training may update holds it.
+    assert _logged(services, collection) == 1
+    assert services.trainer.train(collection)
+    assert _logged(services, collection) == 0
+    services.enrollments.delete(tenant, ids[people[1]])
+    assert _logged(services, collection) == 1
     services.collections.delete(tenant, collection)
-    assert not folder.exists()
+    assert not folder.exists() and _logged(services, collection) == 0
+
+
+def _logged(services: Services, collection_id: str) -> int:
+    with services.database.reading() as session:
+        return len(
+            session.scalars(
+                select(SnapshotRemoval).where(SnapshotRemoval.collection_id == collection_id)
+            ).all()
+        )
+
+
+def test_a_deletion_is_logged_for_every_collection_holding_the_person(
+    small_limit_services: Services, faces: Faces
+) -> None:
+    services = small_limit_services
+    tenant: Tenant = services.keys.authenticate(services.keys.create("t").secret)
+    first, second = (services.collections.create(tenant, name) for name in ("a", "b"))
+    person = services.enrollments.create(
+        tenant,
+        {"img0": faces.png((40, 40, 0)), "img1": faces.png((40, 104, 0))},
+        collection_id=first,
+    )
+    services.collections.add_enrollment(tenant, second, person)
+    services.enrollments.delete(tenant, person)
+    with services.database.reading() as session:
+        logged = session.execute(
+            select(SnapshotRemoval.collection_id, func.count()).group_by(
+                SnapshotRemoval.collection_id
+            )
+        ).all()
+        revisions = {c.id: c.revision for c in session.scalars(select(Collection)).all()}
+        removal_revisions = {
+            r.collection_id: r.removed_revision
+            for r in session.scalars(select(SnapshotRemoval)).all()
+        }
+    assert sorted(logged) == sorted([(first, 2), (second, 2)])  # two images in each
+    assert removal_revisions == revisions  # at the revision the deletion made
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (gallery._NEW_EMBEDDINGS, ["e USING INDEX ix_embeddings_recipe", "m USING INDEX"]),
+        (
+            gallery._NEW_MEMBERS,
+            [
+                "m USING INDEX ix_collection_members_collection_revision",
+                "e USING INDEX ix_embeddings_enrollment_position (enrollment_id=?)",
+            ],
+        ),
+        (gallery._CANDIDATE_ROWS, ["e USING INTEGER PRIMARY KEY", "m USING COVERING INDEX"]),
+        (gallery._NAMES, ["enrollments USING INDEX sqlite_autoindex_enrollments_1"]),
+    ],
+    ids=["new embeddings", "new members", "candidates", "names"],
+)
+def test_hand_written_statements_search_by_their_indexes(
+    tmp_path: Path, statement: TextClause, expected: list[str]
+) -> None:
+    """Each is a handful of lookups at any size; a plan that scans (the recipe's index for each
+    new member, seen at 10^6: ten minutes instead of 60 ms) is caught here."""
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    sql = re.sub(r"\(?\s*:ids\s*\)?", "(1, 2)", statement.text)
+    sql = re.sub(r":\w+", "?", sql)
+    with database.engine.connect() as connection:
+        plan = [
+            row[-1]
+            for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {sql}", tuple([1] * sql.count("?"))
+            )
+        ]
+    assert len(plan) == len(expected)
+    for step, wanted in zip(plan, expected, strict=True):
+        assert step.startswith("SEARCH") and wanted in step, plan

@@ -17,8 +17,12 @@ folder), so a reader never sees it half-written and never needs to check it for 
 - ``ivf.faiss``: the faiss index; its ids are *row numbers* of the two arrays below. Read into
   each process (its codes are 32 bytes a vector for 128 dimensions: ~41 MB at 10^6).
 - ``keys.npy``: the embedding id of each row (int64; -1 for a row removed by an update).
-- ``vectors.npy``: each row's vector in float16. Both arrays are memory-mapped read-only, so
-  every process on a machine shares one copy in the page cache.
+- ``labels.npy``: a label of each row (int64, the caller's: the gallery's says which person),
+  so that an update can count the distinct labels it holds without reading them again.
+- ``vectors.npy``: each row's vector in float16. The three arrays are memory-mapped read-only,
+  so every process on a machine shares one copy in the page cache.
+- ``meta.json``: what the caller recorded with it (the gallery: the snapshot it was made for,
+  from which the next update reads only what changed since).
 
 The index only proposes candidates: the gallery re-reads the best of them from the store (which
 drops deleted rows and gives their exact float32 vectors) and ranks those exactly, so the
@@ -27,23 +31,29 @@ index's quantisation costs recall only, never a wrong distance.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AnnIndex", "ViewCache", "build", "fits", "load", "update"]
+__all__ = ["AnnIndex", "Counts", "ViewCache", "build", "fits", "load", "update"]
 
 INDEX_FILE = "ivf.faiss"
 KEYS_FILE = "keys.npy"
+LABELS_FILE = "labels.npy"
 VECTORS_FILE = "vectors.npy"
+META_FILE = "meta.json"
+# Written by every build and update; fsynced before the folder is renamed into place.
+FILES = (KEYS_FILE, LABELS_FILE, VECTORS_FILE, META_FILE, INDEX_FILE)
 REMOVED = -1  # the key of a row an update removed (its vector is zeroed: gone from the file)
 
 # Lists of the coarse partition: about one per 500 vectors, at most 2,048. On this data a
@@ -70,6 +80,18 @@ BUILD_THREADS = 0
 ADD_CHUNK = 50_000
 
 
+class Counts(NamedTuple):
+    """What a written index holds: rows a search can return, and their distinct labels."""
+
+    live: int
+    labels: int
+
+
+Meta = Mapping[str, int | str]
+# What builds and updates read: (embedding ids, labels, vectors) of some rows at a time.
+Batches = Iterable[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]]
+
+
 def fits(dimension: int) -> bool:
     """Fast-scan PQ pairs the dimensions (2 per 4-bit code)."""
     return dimension >= 2 and dimension % 2 == 0
@@ -81,11 +103,13 @@ def list_count(size: int) -> int:
 
 @dataclass(frozen=True)
 class AnnIndex:
-    """One snapshot's index, opened: the faiss index and the two row arrays."""
+    """One snapshot's index, opened: the faiss index, the row arrays and the caller's meta."""
 
     index: faiss.Index
     keys: NDArray[np.int64]
+    labels: NDArray[np.int64]
     vectors: NDArray[np.float16]
+    meta: Meta = field(default_factory=dict)
 
     @property
     def live(self) -> int:
@@ -108,31 +132,29 @@ class AnnIndex:
         wanted = min(self.live, max(count, CANDIDATES))
         _, found = self.index.search(query.reshape(1, -1), wanted, params=params)
         rows = found[0][found[0] >= 0]
-        distances = np.sum(
-            (self.vectors[rows].astype(np.float32) - query.reshape(1, -1)) ** 2, axis=1
-        )
+        differences = self.vectors[rows].astype(np.float32) - query.reshape(1, -1)
+        distances = np.einsum("ij,ij->i", differences, differences)
         best = rows[np.argsort(distances, kind="stable")[:count]]
         return np.asarray(self.keys[best], dtype=np.int64)
 
 
-def build(
-    folder: Path,
-    dimension: int,
-    batches: Iterable[tuple[NDArray[np.int64], NDArray[np.float32]]],
-    size: int,
-) -> None:
-    """A new index of ``size`` rows from ``batches`` of (embedding ids, vectors), written to
-    ``folder`` atomically. The float16 rows are written as they come; k-means and the codebooks
-    are trained on an evenly spread sample of them, then every row is added."""
+def build(folder: Path, dimension: int, batches: Batches, size: int, meta: Meta) -> Counts:
+    """A new index of up to ``size`` rows from ``batches`` of (embedding ids, labels, vectors),
+    written to ``folder`` atomically with ``meta``. The float16 rows are written as they come;
+    k-means and the codebooks are trained on an evenly spread sample of them, then every row
+    is added. Rows the batches fall short of (deleted while they were read) stay blank."""
     with _Staging(folder) as staging:
-        keys, vectors = _new_arrays(staging, size, dimension)
+        keys, labels, vectors = _new_arrays(staging, size, dimension)
         row = 0
-        for ids, batch in batches:
+        for ids, batch_labels, batch in batches:
             keys[row : row + len(ids)] = ids
+            labels[row : row + len(ids)] = batch_labels
             vectors[row : row + len(ids)] = batch
             row += len(ids)
-        if row != size:
-            raise RuntimeError(f"expected {size} rows, read {row}")
+        _blank_from(row, keys, labels, vectors)
+        size = row
+        if size == 0:
+            raise RuntimeError("no rows to index")
         lists = list_count(size)
         index = faiss.index_factory(dimension, f"IVF{lists},PQ{dimension // 2}x4fs")
         # Codes of the vectors themselves, not of their offsets from the list's centroid: one
@@ -143,60 +165,85 @@ def build(
         sample = np.linspace(0, size - 1, min(size, TRAIN_PER_LIST * lists)).astype(np.int64)
         index.train(vectors[sample].astype(np.float32))
         _add(index, vectors, np.arange(size, dtype=np.int64))
-        _write(staging, index, keys, vectors)
+        return _write(staging, index, (keys, labels, vectors), meta)
 
 
 def update(
     previous: AnnIndex,
     folder: Path,
     removed: NDArray[np.int64],
-    added: Iterable[tuple[NDArray[np.int64], NDArray[np.float32]]],
+    added: Batches,
     added_count: int,
-) -> None:
+    meta: Meta,
+) -> Counts:
     """``previous`` less the rows of the ``removed`` embedding ids, plus ``added``, written to
-    ``folder``: the arrays are copied with the removed rows blanked (their vectors leave the
-    file), new rows appended, and the faiss index edited instead of rebuilt. ``previous`` must
-    be a private copy (:func:`load`, not a cached view that searches use): it is edited."""
+    ``folder`` with ``meta``: the arrays are copied with the removed rows blanked (their
+    vectors leave the file), new rows appended, and the faiss index edited instead of rebuilt.
+    ``previous`` must be a private copy (:func:`load`, not a cached view that searches use):
+    it is edited."""
     index = previous.index
     old_rows = len(previous.keys)
     size = old_rows + added_count
     with _Staging(folder) as staging:
-        keys, vectors = _new_arrays(staging, size, previous.vectors.shape[1])
+        keys, labels, vectors = _new_arrays(staging, size, previous.vectors.shape[1])
         keys[:old_rows] = previous.keys
+        labels[:old_rows] = previous.labels
         vectors[:old_rows] = previous.vectors
         gone = np.flatnonzero(np.isin(previous.keys, removed))
         if len(gone):
             index.remove_ids(faiss.IDSelectorBatch(gone.astype(np.int64)))
             keys[gone] = REMOVED
+            labels[gone] = REMOVED
             vectors[gone] = 0
         row = old_rows
         faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
-        for ids, batch in added:
+        for ids, batch_labels, batch in added:
             keys[row : row + len(ids)] = ids
+            labels[row : row + len(ids)] = batch_labels
             vectors[row : row + len(ids)] = batch
             index.add_with_ids(batch, np.arange(row, row + len(ids), dtype=np.int64))
             row += len(ids)
-        if row != size:
-            raise RuntimeError(f"expected {added_count} added rows, read {row - old_rows}")
-        _write(staging, index, keys, vectors)
+        _blank_from(row, keys, labels, vectors)
+        return _write(staging, index, (keys, labels, vectors), meta)
 
 
 def _new_arrays(
     staging: Path, size: int, dimension: int
-) -> tuple[NDArray[np.int64], NDArray[np.float16]]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float16]]:
     """The row arrays of a new index, as writable maps of their files (never all in memory)."""
     keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
+    labels = np.lib.format.open_memmap(staging / LABELS_FILE, "w+", np.int64, (size,))
     vectors = np.lib.format.open_memmap(staging / VECTORS_FILE, "w+", np.float16, (size, dimension))
-    return keys, vectors
+    return keys, labels, vectors
+
+
+def _blank_from(
+    row: int, keys: NDArray[np.int64], labels: NDArray[np.int64], vectors: NDArray[np.float16]
+) -> None:
+    keys[row:] = REMOVED
+    labels[row:] = REMOVED
+    vectors[row:] = 0
 
 
 def _write(
-    staging: Path, index: faiss.Index, keys: NDArray[np.int64], vectors: NDArray[np.float16]
-) -> None:
-    for array in (keys, vectors):
+    staging: Path,
+    index: faiss.Index,
+    arrays: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float16]],
+    meta: Meta,
+) -> Counts:
+    keys, labels, _ = arrays
+    for array in arrays:
         if isinstance(array, np.memmap):
             array.flush()
+    (staging / META_FILE).write_text(json.dumps(dict(meta), sort_keys=True))
     faiss.write_index(index, str(staging / INDEX_FILE))
+    return Counts(int(index.ntotal), _distinct(labels[keys != REMOVED]))
+
+
+def _distinct(values: NDArray[np.int64]) -> int:
+    # Sorted, not np.unique: numpy 2.4's unique hashes, 1.3 s for 10^6 int64 against 0.02 s.
+    ordered = np.sort(values)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if len(ordered) else 0
 
 
 def _add(index: faiss.Index, vectors: NDArray[np.float16], rows: NDArray[np.int64]) -> None:
@@ -221,7 +268,7 @@ class _Staging:
     def __exit__(self, kind: object, *_: object) -> None:
         try:
             if kind is None:
-                for name in (KEYS_FILE, VECTORS_FILE, INDEX_FILE):
+                for name in FILES:
                     with (self._partial / name).open("rb") as written:
                         os.fsync(written.fileno())
                 self._partial.rename(self._folder)
@@ -230,14 +277,24 @@ class _Staging:
 
 
 def load(folder: Path) -> AnnIndex:
-    """An index folder opened: the faiss index read, the arrays mapped read-only."""
-    if not (folder / INDEX_FILE).is_file():
+    """An index folder opened: the faiss index read, the arrays mapped read-only. A folder of
+    an older release (no labels, no meta) reads as not found: searched exactly, then rebuilt
+    by the next training."""
+    if not all((folder / name).is_file() for name in FILES):
         raise FileNotFoundError(folder)
     return AnnIndex(
         faiss.read_index(str(folder / INDEX_FILE)),
-        np.load(folder / KEYS_FILE, mmap_mode="r"),
-        np.load(folder / VECTORS_FILE, mmap_mode="r"),
+        _mapped(folder / KEYS_FILE),
+        _mapped(folder / LABELS_FILE),
+        _mapped(folder / VECTORS_FILE),
+        json.loads((folder / META_FILE).read_text()),
     )
+
+
+def _mapped(path: Path) -> NDArray[Any]:
+    # A plain array over the map, not np.memmap: indexing a memmap wraps every result in a
+    # memmap again (~0.2 ms of a 4 ms search).
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 class ViewCache:

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,15 @@ from facegate.errors import RecipeMismatch
 from facegate.index import ann
 from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
-from facegate.service.ports import GalleryHit, TrainedSnapshot
+from facegate.service.ports import BuiltIndex, GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
-from facegate.store.models import Collection, CollectionMember, Embedding, Enrollment
+from facegate.store.models import (
+    Collection,
+    CollectionMember,
+    Embedding,
+    Enrollment,
+    SnapshotRemoval,
+)
 from facegate.store.snapshot import SnapshotBounds
 from facegate.store.vectors import stack_blobs
 
@@ -51,30 +58,57 @@ log = logging.getLogger("facegate.index")
 
 # Candidates re-read from the store per label asked for (and at least MIN_CANDIDATES): several
 # embeddings may belong to one person, and some candidates may have been deleted. The index
-# has already ranked them by their float16 vectors, so few are needed; each is a lookup.
+# has already ranked them by their float16 vectors, so few are needed; each is two lookups.
 CANDIDATES_PER_LABEL = 4
-MIN_CANDIDATES = 16
+MIN_CANDIDATES = 8
 # Labels taken from an exact in-memory snapshot beyond those asked for, in case some of them
 # were deleted since it was read.
 EXACT_MARGIN = 4
 # An update that would change more than this share of the index rebuilds it instead: the coarse
 # partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
+# Scattered ids read per statement (SQLite allows 32,766 parameters; fewer keep it cheap to plan).
+SCATTERED_CHUNK = 500
 
 
-# A search's candidates with their membership and name, in one statement on a plain connection
-# (three ORM queries cost ~3 ms of a 4 ms search at 10^5). The join order is fixed — SQLite
-# keeps the order of CROSS JOINed tables — so the candidates' ids drive it and each membership
-# and enrollment is a primary-key lookup; left to choose, the planner may walk the collection's
-# memberships (every row of a large collection) or, given the recipe, the recipe's index: the
-# recipe is checked on the rows instead.
+# A search's candidates that are still members, in one statement on a plain connection (ORM
+# queries cost ~3 ms of a 4 ms search at 10^5). The join order is fixed — SQLite keeps the
+# order of CROSS JOINed tables — so the candidates' ids drive it and each membership is a
+# primary-key lookup; left to choose, the planner may walk the collection's memberships (every
+# row of a large collection) or, given the recipe, the recipe's index: the recipe is checked on
+# the rows instead. The candidates come from the snapshot's own index, so they are within its
+# watermark and were members at its revision; only whether they still are is asked (the
+# membership's key alone answers that, without reading its row). Names are read for the
+# labels answered only: at 10^6 each lookup by enrollment id is ~30 us of a warm cache.
 _CANDIDATE_ROWS = text(
-    "SELECT e.enrollment_id, e.vector, n.name, e.recipe FROM embeddings AS e "
-    "CROSS JOIN collection_members AS m CROSS JOIN enrollments AS n "
-    "WHERE e.id IN :ids AND e.id <= :watermark "
-    "AND m.collection_id = :collection AND m.enrollment_id = e.enrollment_id "
-    "AND m.added_revision <= :revision AND n.id = e.enrollment_id"
+    "SELECT e.enrollment_id, e.vector, e.recipe FROM embeddings AS e "
+    "CROSS JOIN collection_members AS m "
+    "WHERE e.id IN :ids AND m.collection_id = :collection AND m.enrollment_id = e.enrollment_id"
 ).bindparams(bindparam("ids", expanding=True))
+_NAMES = text("SELECT id, name FROM enrollments WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+# What an update reads instead of every member (SQLite keeps the order of CROSS JOINed tables,
+# so the change drives each statement): the embeddings made since the previous snapshot whose
+# enrollment was a member at this one (new people, and new images of people held) ...
+_NEW_EMBEDDINGS = text(
+    "SELECT e.id, e.enrollment_id FROM embeddings AS e CROSS JOIN collection_members AS m "
+    "WHERE e.id > :since_watermark AND e.id <= :watermark AND e.recipe = :recipe "
+    "AND m.collection_id = :collection AND m.enrollment_id = e.enrollment_id "
+    "AND m.added_revision <= :revision"
+)
+# ... and the older embeddings of the members added since (people enrolled before and added to
+# this collection later), by the index on (collection_id, added_revision), then each member's
+# embeddings by enrollment (left to choose, SQLite scans the recipe's index for each member).
+_NEW_MEMBERS = text(
+    "SELECT e.id, e.enrollment_id FROM collection_members AS m "
+    "CROSS JOIN embeddings AS e INDEXED BY ix_embeddings_enrollment_position "
+    "WHERE m.collection_id = :collection AND m.added_revision > :since_revision "
+    "AND m.added_revision <= :revision AND e.enrollment_id = m.enrollment_id "
+    "AND e.id <= :since_watermark AND e.recipe = :recipe"
+)
 
 
 def recipe_tag(recipe: str) -> str:
@@ -209,101 +243,186 @@ class InProcessGallery:
         with self._db.engine.connect() as connection:
             found = connection.execute(
                 _CANDIDATE_ROWS,
-                {
-                    "ids": [int(key) for key in keys],
-                    "watermark": bounds.watermark,
-                    "collection": bounds.collection_id,
-                    "revision": bounds.revision,
-                },
+                {"ids": [int(key) for key in keys], "collection": bounds.collection_id},
             ).all()
-        rows = [
-            (label, vector, name)
-            for label, vector, name, recipe in found
-            if recipe == bounds.recipe
-        ]
-        if not rows:
-            return []
-        vectors = stack_blobs([row[1] for row in rows], dimension)
-        distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
-        best: dict[str, float] = {}
-        names: dict[str, str | None] = {}
-        for (label, _, name), distance in zip(rows, distances, strict=True):
-            best[label] = min(best.get(label, np.inf), float(distance))
-            names[label] = name
-        ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-        return [GalleryHit(label, names[label], distance) for label, distance in ranked]
+            rows = [(label, vector) for label, vector, recipe in found if recipe == bounds.recipe]
+            if not rows:
+                return []
+            vectors = stack_blobs([row[1] for row in rows], dimension)
+            distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
+            best: dict[str, float] = {}
+            for (label, _), distance in zip(rows, distances, strict=True):
+                best[label] = min(best.get(label, np.inf), float(distance))
+            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
+            names: dict[str, str | None] = {
+                label: name
+                for label, name in connection.execute(
+                    _NAMES, {"ids": [label for label, _ in ranked]}
+                )
+            }
+        return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]
 
     # -- build (training, off the request path) --------------------------------------------
 
-    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
-        """None below the exact limit; else an index folder for ``bounds``: ``previous`` updated
-        when it holds this recipe and most of the same rows, built anew otherwise."""
-        with self._db.reading() as session:
-            ids = np.fromiter(
-                session.scalars(bounds.select(Embedding.id).order_by(Embedding.id)),
-                dtype=np.int64,
-            )
-        if len(ids) < self._exact_limit or not ann.fits(dimension):
-            return None
+    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> BuiltIndex:
+        """Nothing below the exact limit; else an index folder for ``bounds``, with the
+        snapshot's size counted from it: ``previous`` updated with what changed since its
+        snapshot when it holds this recipe and most of the same rows, built anew otherwise."""
+        if not ann.fits(dimension):
+            return BuiltIndex(None)
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
+        base = self._previous(bounds, previous, tag)
+        change = self._changes(bounds, base) if base is not None else None
+        if change is not None and base is not None:
+            live = base.live - len(change.removed) + len(change.added)
+            if live < self._exact_limit:
+                return BuiltIndex(None)
+            blank = len(base.keys) - base.live  # rows removed by earlier updates
+            if len(change.removed) + len(change.added) + blank <= REBUILD_SHARE * max(live, 1):
+                name = self._new_name(bounds, tag)
+                counts = ann.update(
+                    base,
+                    self._root / name,
+                    change.removed,
+                    self._vectors(change.added, change.labels, dimension),
+                    len(change.added),
+                    _meta(bounds),
+                )
+                return self._built(bounds, name, counts, "updated", started)
+        with self._db.reading() as session:
+            rows = session.execute(
+                bounds.select(Embedding.id, Embedding.enrollment_id).order_by(Embedding.id)
+            ).all()
+        if len(rows) < self._exact_limit:
+            return BuiltIndex(None)
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        labels = label_numbers([row[1] for row in rows])
+        del rows
+        name = self._new_name(bounds, tag)
+        counts = ann.build(
+            self._root / name,
+            dimension,
+            self._vectors(ids, labels, dimension),
+            len(ids),
+            _meta(bounds),
+        )
+        return self._built(bounds, name, counts, "built", started)
+
+    def _new_name(self, bounds: SnapshotBounds, tag: str) -> str:
         name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}"
-        folder = self._root / name
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        mode = "updated"
-        if not (
-            previous is not None
-            and Path(previous).name.startswith(tag)
-            and self._updated(self._root / previous, folder, ids, dimension)
-        ):
-            mode = "built"
-            ann.build(folder, dimension, self._vectors(ids, dimension), len(ids))
+        (self._root / name).parent.mkdir(parents=True, exist_ok=True)
+        return name
+
+    def _built(
+        self,
+        bounds: SnapshotBounds,
+        name: str,
+        counts: ann.Counts,
+        mode: str,
+        started: float,
+    ) -> BuiltIndex:
         log.info(
             "approximate index %s",
             mode,
             extra={
                 "collection_id": bounds.collection_id,
-                "vectors": len(ids),
+                "vectors": counts.live,
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
-        return name
+        return BuiltIndex(name, embeddings=counts.live, people=counts.labels)
 
-    def _updated(
-        self, previous: Path, folder: Path, ids: NDArray[np.int64], dimension: int
-    ) -> bool:
-        """Writes ``folder`` from the ``previous`` index and what changed since; False when
-        that index is unreadable or too much changed (the caller builds anew)."""
+    def _previous(
+        self, bounds: SnapshotBounds, previous: str | None, tag: str
+    ) -> ann.AnnIndex | None:
+        """A private copy of the previous snapshot's index when an update can start from it:
+        the same collection and recipe, made by this release (it records its snapshot)."""
+        if previous is None or not Path(previous).name.startswith(tag):
+            return None
         try:
-            index = ann.load(previous)
+            index = ann.load(self._root / previous)
         except (FileNotFoundError, RuntimeError, ValueError):
-            log.warning("previous index unreadable; building anew", extra={"path": str(previous)})
-            return False
-        held = index.held_keys()
-        removed = np.setdiff1d(held, ids, assume_unique=True)
-        added = np.setdiff1d(ids, held, assume_unique=True)
-        blank = len(index.keys) - len(held)  # rows removed by earlier updates
-        if len(removed) + len(added) + blank > REBUILD_SHARE * max(len(ids), 1):
-            return False
-        ann.update(index, folder, removed, self._vectors(added, dimension), len(added))
-        return True
+            log.warning("previous index unreadable; building anew", extra={"path": previous})
+            return None
+        meta = index.meta
+        if meta.get("collection") != bounds.collection_id or meta.get("recipe") != bounds.recipe:
+            return None
+        if not int(meta["revision"]) <= bounds.revision or not int(meta["watermark"]) <= (
+            bounds.watermark
+        ):
+            return None
+        return index
+
+    def _changes(self, bounds: SnapshotBounds, base: ann.AnnIndex) -> _Change:
+        """What changed since ``base``'s snapshot: the rows added to the collection (new
+        embeddings of members, and every embedding of members added since) and the logged
+        removals it holds. Reads the changes only, never every member."""
+        since = {
+            "collection": bounds.collection_id,
+            "recipe": bounds.recipe,
+            "revision": bounds.revision,
+            "watermark": bounds.watermark,
+            "since_revision": int(base.meta["revision"]),
+            "since_watermark": int(base.meta["watermark"]),
+        }
+        with self._db.engine.connect() as connection:
+            added = [
+                *connection.execute(_NEW_EMBEDDINGS, since).all(),
+                *connection.execute(_NEW_MEMBERS, since).all(),
+            ]
+            logged = connection.execute(
+                select(SnapshotRemoval.embedding_id).where(
+                    SnapshotRemoval.collection_id == bounds.collection_id
+                )
+            ).scalars()
+            removed = np.intersect1d(
+                np.fromiter(logged, dtype=np.int64), base.held_keys(), assume_unique=True
+            )
+        added.sort()
+        ids = np.array([row[0] for row in added], dtype=np.int64)
+        fresh = ~np.isin(ids, base.held_keys())
+        return _Change(ids[fresh], label_numbers([row[1] for row in added])[fresh], removed)
 
     def _vectors(
-        self, ids: NDArray[np.int64], dimension: int
-    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
-        """The rows' vectors in chunks, read by id range: one chunk's float32 copy at a time."""
+        self, ids: NDArray[np.int64], labels: NDArray[np.int64], dimension: int
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]]:
+        """The rows' ids, labels and vectors in chunks of ascending ids: one chunk's float32
+        copy at a time. A chunk of nearby ids is read as an id range, scattered ones by id."""
         with self._db.reading() as session:
             for start in range(0, len(ids), ann.ADD_CHUNK):
                 wanted = ids[start : start + ann.ADD_CHUNK]
-                rows = session.execute(
-                    select(Embedding.id, Embedding.vector)
-                    .where(Embedding.id >= int(wanted[0]), Embedding.id <= int(wanted[-1]))
-                    .order_by(Embedding.id)
-                ).all()
-                keep = np.isin(np.array([r[0] for r in rows], dtype=np.int64), wanted)
+                if int(wanted[-1]) - int(wanted[0]) < 2 * len(wanted):
+                    rows = session.execute(
+                        select(Embedding.id, Embedding.vector)
+                        .where(Embedding.id >= int(wanted[0]), Embedding.id <= int(wanted[-1]))
+                        .order_by(Embedding.id)
+                    ).all()
+                else:
+                    rows = [
+                        row
+                        for part in range(0, len(wanted), SCATTERED_CHUNK)
+                        for row in session.execute(
+                            select(Embedding.id, Embedding.vector)
+                            .where(
+                                Embedding.id.in_(
+                                    [int(i) for i in wanted[part : part + SCATTERED_CHUNK]]
+                                )
+                            )
+                            .order_by(Embedding.id)
+                        )
+                    ]
+                found = np.array([row[0] for row in rows], dtype=np.int64)
+                keep = np.isin(found, wanted)
                 kept = [row for row, wanted_row in zip(rows, keep, strict=True) if wanted_row]
-                keys = np.array([r[0] for r in kept], dtype=np.int64)
-                yield keys, stack_blobs([r[1] for r in kept], dimension)
+                # A row deleted since the ids were read is simply missing (the index leaves a
+                # blank row for it): both lists ascend, so the labels of those found line up.
+                present = np.isin(wanted, found[keep])
+                yield (
+                    found[keep],
+                    labels[start : start + ann.ADD_CHUNK][present],
+                    stack_blobs([row[1] for row in kept], dimension),
+                )
 
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
         """Also keeps whatever the collection records now: two trainings of one collection that
@@ -338,6 +457,43 @@ class InProcessGallery:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Change:
+    added: NDArray[np.int64]  # embedding ids, ascending
+    labels: NDArray[np.int64]  # of their enrollments (label_numbers)
+    removed: NDArray[np.int64]  # embedding ids the previous index holds
+
+
+def _meta(bounds: SnapshotBounds) -> dict[str, int | str]:
+    """What an index records of its snapshot: where the next update reads changes from."""
+    return {
+        "collection": bounds.collection_id,
+        "recipe": bounds.recipe,
+        "revision": bounds.revision,
+        "watermark": bounds.watermark,
+    }
+
+
+def label_numbers(enrollment_ids: Sequence[str]) -> NDArray[np.int64]:
+    """A 64-bit number per enrollment id, the same in every call and process (FNV-1a over the
+    id's UTF-8 bytes, eight at a time, vectorised; the zero padding after an id is skipped, so
+    the number does not depend on the longest id beside it): what an index counts people by.
+    Two ids of one length that differ in one 8-byte word never collide (each step is a
+    bijection); any two collide with a chance of about 2^-64, which would make a count of
+    people one low."""
+    if not enrollment_ids:
+        return np.zeros(0, np.int64)
+    encoded = [i.encode() for i in enrollment_ids]
+    width = -(-max(len(e) for e in encoded) // 8) * 8
+    words = np.array(encoded, dtype=f"S{width}").view(np.uint64).reshape(len(encoded), -1)
+    numbers = np.full(len(encoded), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in words.T:
+            # Ids hold no NUL bytes: a zero word is padding.
+            numbers = np.where(column != 0, (numbers ^ column) * np.uint64(0x100000001B3), numbers)
+    return numbers.view(np.int64)
 
 
 def refuse_other_recipes(session: Session, bounds: SnapshotBounds) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from facegate.index.gallery import refuse_other_recipes
-from facegate.service.ports import GalleryHit, TrainedSnapshot
+from facegate.service.ports import BuiltIndex, GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.snapshot import SnapshotBounds
 
@@ -162,10 +162,10 @@ class PgvectorGallery:
         ).all()
         return [GalleryHit(str(label), name, float(d)) for label, name, d in rows]
 
-    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
+    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> BuiltIndex:
         """Nothing to build per snapshot: the recipe's index is kept up to date by PostgreSQL."""
         self.ensure_index(bounds.recipe, dimension)
-        return None
+        return BuiltIndex(None)
 
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
         """No files: nothing to forget."""

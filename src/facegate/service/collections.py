@@ -13,7 +13,7 @@ from facegate.service.decision import OpenSetPlanner, ThresholdPlan
 from facegate.service.ports import Gallery
 from facegate.service.training import Trainer, TrainingStatus, status_of
 from facegate.store.db import Database
-from facegate.store.models import Collection, CollectionMember, Enrollment
+from facegate.store.models import Collection, CollectionMember, Enrollment, SnapshotRemoval
 
 MAX_NAME_LENGTH = 512
 # GET /v1/collection lists at most this many member ids per collection unless asked otherwise:
@@ -97,9 +97,8 @@ class Collections:
         """The collection, its membership list and snapshot; the enrollments themselves stay."""
         with self._db.transaction() as session:
             collection = get_owned(session, Collection, collection_id, tenant)
-            session.execute(
-                delete(CollectionMember).where(CollectionMember.collection_id == collection.id)
-            )
+            for table in (CollectionMember, SnapshotRemoval):
+                session.execute(delete(table).where(table.collection_id == collection.id))
             session.delete(collection)
         self._gallery.retire(collection_id, ())
         self._db.after_delete()

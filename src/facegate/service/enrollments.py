@@ -19,6 +19,7 @@ from facegate.service.common import Tenant, check_page, get_owned, new_id, utcno
 from facegate.service.images import EnrolledFace, FaceReader
 from facegate.store.db import Database
 from facegate.store.models import Collection, CollectionMember, Embedding, Enrollment
+from facegate.store.snapshot import log_removal
 from facegate.store.vectors import to_blob
 
 MAX_NAME_LENGTH = 512
@@ -142,6 +143,7 @@ class Enrollments:
                 .where(Collection.id.in_(_collections_holding(enrollment.id)))
                 .values(revision=Collection.revision + 1, updated=now)
             )
+            log_removal(session, enrollment.id)
             session.execute(
                 delete(CollectionMember).where(CollectionMember.enrollment_id == enrollment.id)
             )

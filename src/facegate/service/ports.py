@@ -91,6 +91,16 @@ class TrainedSnapshot:
     size: int | None = None  # embeddings of the recipe it held when trained (None: unknown)
 
 
+@dataclass(frozen=True)
+class BuiltIndex:
+    """What a gallery made for a snapshot at train time."""
+
+    name: str | None  # the index to record with the snapshot; None: there is none
+    # The snapshot's embeddings and enrollments when building counted them (None: not counted)
+    embeddings: int | None = None
+    people: int | None = None
+
+
 class Gallery(Protocol):
     """Searches trained snapshots: in process (index/gallery.py) or in PostgreSQL with
     pgvector (index/pgvector.py), chosen by the database URL (index/factory.py)."""
@@ -108,11 +118,12 @@ class Gallery(Protocol):
         embeddings of other recipes."""
         ...
 
-    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> str | None:
+    def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> BuiltIndex:
         """At train time, before the snapshot is recorded and off the request path: make what
         searching ``bounds`` needs (it may take long; the current snapshot answers meanwhile).
-        Returns the index name to record with the snapshot, None when there is none;
-        ``previous`` is the one recorded now, which may be updated instead of rebuilt."""
+        Returns the index name to record with the snapshot (None when there is none) and the
+        snapshot's size if it counted it; ``previous`` is the one recorded now, which may be
+        updated instead of rebuilt."""
         ...
 
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:

@@ -48,7 +48,7 @@ from facegate.service.decision import OpenSetPlanner
 from facegate.service.ports import Gallery
 from facegate.store.db import Database
 from facegate.store.models import Collection, Embedding
-from facegate.store.snapshot import SnapshotBounds
+from facegate.store.snapshot import SnapshotBounds, prune_removals
 
 log = logging.getLogger("facegate.training")
 
@@ -235,21 +235,26 @@ class Trainer:
             collection = session.get(Collection, collection_id)
             if collection is None:
                 return False
-            revision, requests, previous = (
+            revision, requests, previous, previous_revision = (
                 collection.revision,
                 collection.train_requests,
                 collection.index_name,
+                collection.trained_revision,
             )
             watermark = int(session.scalar(select(func.coalesce(func.max(Embedding.id), 0))) or 0)
         bounds = SnapshotBounds(collection_id, revision, watermark, self._recipe.key)
-        index = self._gallery.build(bounds, self._recipe.dimension, previous)
-        # Counted before the write below, not inside it: at 10^6 members the count takes ~2 s,
-        # which would hold SQLite's write lock (every enrollment and deletion waiting). A
-        # deletion committed meanwhile makes the figures one high; they only size the threshold.
-        with self._db.reading() as session:
-            embeddings, people = session.execute(
-                bounds.select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
-            ).one()
+        built = self._gallery.build(bounds, self._recipe.dimension, previous)
+        index = built.name
+        embeddings, people = built.embeddings, built.people
+        if embeddings is None or people is None:
+            # Counted before the write below, not inside it: a count of 10^6 members takes ~2 s,
+            # which would hold SQLite's write lock (every enrollment and deletion waiting). A
+            # deletion committed meanwhile makes the figures one high; they only size the
+            # threshold.
+            with self._db.reading() as session:
+                embeddings, people = session.execute(
+                    bounds.select(func.count(), func.count(func.distinct(Embedding.enrollment_id)))
+                ).one()
         with self._db.transaction() as session:
             collection = session.get(Collection, collection_id, with_for_update=True)
             if collection is None:
@@ -274,6 +279,10 @@ class Trainer:
             # Asked again while this job ran (by another process, whose claim failed): the
             # flag stays and the free lease lets a sweep run the job once more.
             collection.training = collection.train_requests != requests
+            if previous_revision is not None:
+                # Not through this snapshot's revision: a training that overlapped this one
+                # (a lapsed lease) may still be updating the previous snapshot's index.
+                prune_removals(session, collection_id, previous_revision)
         # The previous index stays a moment: another process may be opening it right now (the
         # processes that have it open keep reading their copy until they see the new one).
         self._gallery.retire(collection_id, [name for name in (index, previous) if name])

@@ -145,9 +145,13 @@ class Embedding(Base):
 
 class CollectionMember(Base):
     """``added_revision`` is the collection's revision that the addition made: a snapshot taken
-    at an older revision does not hold the member."""
+    at an older revision does not hold the member (indexed with the collection: training reads
+    the members added since its previous snapshot)."""
 
     __tablename__ = "collection_members"
+    __table_args__ = (
+        Index("ix_collection_members_collection_revision", "collection_id", "added_revision"),
+    )
 
     collection_id: Mapped[str] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
@@ -157,6 +161,21 @@ class CollectionMember(Base):
     )
     added: Mapped[datetime] = mapped_column(DateTime())
     added_revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SnapshotRemoval(Base):
+    """An embedding that left a collection (its enrollment was deleted), at the collection's
+    revision that the deletion made: what training removes from the previous snapshot's index
+    without reading every member again (store/snapshot.py). Only ids, never vectors; the rows
+    a training has folded in are pruned by the training after it."""
+
+    __tablename__ = "snapshot_removals"
+
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedding_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    removed_revision: Mapped[int] = mapped_column(Integer)
 
 
 class SpoofCheck(Base):

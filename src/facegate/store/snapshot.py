@@ -9,6 +9,11 @@ whose transaction commits just after training read the watermark can have a lowe
 the snapshot early; its transaction also moves the collection's revision, so the collection
 reads ``stale`` and the next training records it properly. SQLite runs one writer at a time:
 ids commit in order there.
+
+Deletions are logged (``SnapshotRemoval``): the embedding ids that left each collection, at the
+revision the deletion made. Training reads that log and the rows added since the previous
+snapshot, instead of every member, to update the previous snapshot's index (index/gallery.py).
+Enrollment deletion is the only way rows leave a collection but with the whole collection.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, delete, insert, select
+from sqlalchemy.orm import Session
 
-from facegate.store.models import CollectionMember, Embedding
+from facegate.store.models import Collection, CollectionMember, Embedding, SnapshotRemoval
 
 
 @dataclass(frozen=True)
@@ -44,3 +50,31 @@ class SnapshotBounds:
             .join(CollectionMember, CollectionMember.enrollment_id == Embedding.enrollment_id)
             .where(*self.conditions())
         )
+
+
+def log_removal(session: Session, enrollment_id: str) -> None:
+    """Before an enrollment's rows are deleted, and after its collections' revisions moved:
+    log each of its embeddings as removed from each collection holding it."""
+    rows = (
+        select(CollectionMember.collection_id, Embedding.id, Collection.revision)
+        .select_from(CollectionMember)
+        .join(Embedding, Embedding.enrollment_id == CollectionMember.enrollment_id)
+        .join(Collection, Collection.id == CollectionMember.collection_id)
+        .where(CollectionMember.enrollment_id == enrollment_id)
+    )
+    session.execute(
+        insert(SnapshotRemoval).from_select(
+            ["collection_id", "embedding_id", "removed_revision"], rows
+        )
+    )
+
+
+def prune_removals(session: Session, collection_id: str, through_revision: int) -> None:
+    """Forget the removals logged at or before ``through_revision``: the index of the snapshot
+    taken there holds none of them, and trainings only ever update the latest snapshot's."""
+    session.execute(
+        delete(SnapshotRemoval).where(
+            SnapshotRemoval.collection_id == collection_id,
+            SnapshotRemoval.removed_revision <= through_revision,
+        )
+    )
