@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from sqlalchemy import TextClause, delete, func, insert, select
+from sqlalchemy import TextClause, delete, func, insert, select, text
+from sqlalchemy.dialects import sqlite
 
 from facegate.api.app import create_app
 from facegate.config import Settings
@@ -468,8 +469,18 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
         ),
         (gallery._CANDIDATE_ROWS, ["e USING INTEGER PRIMARY KEY", "m USING COVERING INDEX"]),
         (gallery._NAMES, ["enrollments USING INDEX sqlite_autoindex_enrollments_1"]),
+        (
+            text(
+                str(
+                    gallery.still_members("c", ["a", "b"]).compile(
+                        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+                    )
+                )
+            ),
+            ["USING COVERING INDEX sqlite_autoindex_collection_members_1"],
+        ),
     ],
-    ids=["new embeddings", "new members", "candidates", "names"],
+    ids=["new embeddings", "new members", "candidates", "names", "still members"],
 )
 def test_hand_written_statements_search_by_their_indexes(
     tmp_path: Path, statement: TextClause, expected: list[str]

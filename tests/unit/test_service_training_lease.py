@@ -6,6 +6,8 @@ what two processes would do to each other's jobs is played out on real SQLite ro
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,14 @@ from facegate.index.factory import make_gallery
 from facegate.service.common import Tenant, utcnow
 from facegate.service.container import Services
 from facegate.service.decision import OpenSetPlanner
-from facegate.service.training import Trainer, TrainingStatus, process_id, sweep_candidates
+from facegate.service.training import (
+    TRAINING_NICENESS,
+    Trainer,
+    TrainingStatus,
+    lower_priority,
+    process_id,
+    sweep_candidates,
+)
 from facegate.store.models import Collection
 
 if TYPE_CHECKING:
@@ -251,3 +260,22 @@ def test_the_sweep_skips_rows_other_sweepers_hold_on_postgresql() -> None:
     assert "FOR UPDATE SKIP LOCKED" in str(query.compile(dialect=postgresql.dialect()))
     # SQLite has no row locks (its writers run one at a time): the clause is left out.
     assert "FOR UPDATE" not in str(query.compile(dialect=sqlite.dialect()))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+def test_training_runs_below_the_request_threads() -> None:
+    """The training thread lowers its own priority (an index update at 10^6 is seconds of CPU
+    on the cores that serve requests); the rest of the process keeps its own."""
+    seen: dict[str, int] = {}
+
+    def worker() -> None:
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        lower_priority()
+        seen["before"] = before
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["after"] == min(19, seen["before"] + TRAINING_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == seen["before"]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from facegate.config import Settings
@@ -186,15 +186,7 @@ class InProcessGallery:
         if not labels:
             return set()
         with self._db.reading() as session:
-            return set(
-                session.scalars(
-                    select(CollectionMember.enrollment_id).where(
-                        CollectionMember.collection_id == bounds.collection_id,
-                        CollectionMember.enrollment_id.in_(labels),
-                        CollectionMember.added_revision <= bounds.revision,
-                    )
-                )
-            )
+            return set(session.scalars(still_members(bounds.collection_id, labels)))
 
     def _read_exact(self, snapshot: TrainedSnapshot, dimension: int) -> CachedIndex:
         bounds = snapshot.bounds
@@ -457,6 +449,17 @@ class InProcessGallery:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def still_members(collection_id: str, labels: Sequence[str]) -> Select[str]:
+    """Which of a snapshot's labels are members still. Asking for the membership alone (not its
+    revision, which the snapshot already checked) keeps it a lookup of the primary key's
+    index: with the revision too, SQLite walks the collection's (collection_id,
+    added_revision) index instead — every member (9 ms a search at 10^4)."""
+    return select(CollectionMember.enrollment_id).where(
+        CollectionMember.collection_id == collection_id,
+        CollectionMember.enrollment_id.in_(labels),
+    )
 
 
 @dataclass(frozen=True)

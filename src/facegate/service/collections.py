@@ -130,44 +130,30 @@ class Collections:
             collections = session.scalars(
                 select(Collection).where(owned).order_by(Collection.created, Collection.id)
             ).all()
-            counts: dict[str, int] = {
-                collection_id: count
-                for collection_id, count in session.execute(
-                    select(CollectionMember.collection_id, func.count())
-                    .join(Collection, Collection.id == CollectionMember.collection_id)
-                    .where(owned)
-                    .group_by(CollectionMember.collection_id)
+            # Per collection, by the members' index on (collection_id, added, enrollment_id):
+            # a count of the index's range and the page read from it, whatever the size (a
+            # window function over every member took ~0.5 s at 10^6).
+            counts = {
+                c.id: session.scalar(
+                    select(func.count())
+                    .select_from(CollectionMember)
+                    .where(CollectionMember.collection_id == c.id)
                 )
+                or 0
+                for c in collections
             }
             members: dict[str, list[str]] = {c.id: [] for c in collections}
             if enrollments_limit > 0:
-                # Numbered per collection in the database (a window function: SQLite >= 3.25
-                # and PostgreSQL), so only the page's ids leave it, not every member's.
-                ranked = (
-                    select(
-                        CollectionMember.collection_id,
-                        CollectionMember.enrollment_id,
-                        func.row_number()
-                        .over(
-                            partition_by=CollectionMember.collection_id,
-                            order_by=(CollectionMember.added, CollectionMember.enrollment_id),
+                for c in collections:
+                    members[c.id] = list(
+                        session.scalars(
+                            select(CollectionMember.enrollment_id)
+                            .where(CollectionMember.collection_id == c.id)
+                            .order_by(CollectionMember.added, CollectionMember.enrollment_id)
+                            .limit(enrollments_limit)
+                            .offset(enrollments_offset)
                         )
-                        .label("place"),
                     )
-                    .join(Collection, Collection.id == CollectionMember.collection_id)
-                    .where(owned)
-                    .subquery()
-                )
-                rows = session.execute(
-                    select(ranked.c.collection_id, ranked.c.enrollment_id)
-                    .where(
-                        ranked.c.place > enrollments_offset,
-                        ranked.c.place <= enrollments_offset + enrollments_limit,
-                    )
-                    .order_by(ranked.c.collection_id, ranked.c.place)
-                )
-                for collection_id, enrollment_id in rows:
-                    members[collection_id].append(enrollment_id)
             return [
                 CollectionView(
                     id=c.id,

@@ -146,11 +146,13 @@ class Embedding(Base):
 class CollectionMember(Base):
     """``added_revision`` is the collection's revision that the addition made: a snapshot taken
     at an older revision does not hold the member (indexed with the collection: training reads
-    the members added since its previous snapshot)."""
+    the members added since its previous snapshot; and by the order the listing pages them)."""
 
     __tablename__ = "collection_members"
     __table_args__ = (
         Index("ix_collection_members_collection_revision", "collection_id", "added_revision"),
+        # The listing's order: a page of a large collection's members is read off the index.
+        Index("ix_collection_members_collection_added", "collection_id", "added", "enrollment_id"),
     )
 
     collection_id: Mapped[str] = mapped_column(

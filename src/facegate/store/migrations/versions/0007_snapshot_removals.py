@@ -3,7 +3,8 @@
 ``snapshot_removals`` logs the embeddings that left a collection (their enrollment was
 deleted), so that training can take them out of the previous snapshot's index without reading
 the collection's million memberships again; ``collection_members`` gains an index on
-(collection_id, added_revision), by which training finds the members added since. Upgrading
+(collection_id, added_revision), by which training finds the members added since, and one on
+(collection_id, added, enrollment_id), the order GET /v1/collection pages members in. Upgrading
 logs nothing: an index made before it has no record of its snapshot and is built anew by the
 next training.
 
@@ -41,8 +42,14 @@ def upgrade() -> None:
         "collection_members",
         ["collection_id", "added_revision"],
     )
+    op.create_index(
+        "ix_collection_members_collection_added",
+        "collection_members",
+        ["collection_id", "added", "enrollment_id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_collection_members_collection_added", "collection_members")
     op.drop_index("ix_collection_members_collection_revision", "collection_members")
     op.drop_table("snapshot_removals")
