@@ -467,8 +467,14 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
                 "e USING INDEX ix_embeddings_enrollment_position (enrollment_id=?)",
             ],
         ),
-        (gallery._CANDIDATE_ROWS, ["e USING INTEGER PRIMARY KEY", "m USING COVERING INDEX"]),
-        (gallery._NAMES, ["enrollments USING INDEX sqlite_autoindex_enrollments_1"]),
+        (
+            text(gallery._CANDIDATE_ROWS.format(ids="?, ?")),
+            ["e USING INTEGER PRIMARY KEY", "m USING COVERING INDEX"],
+        ),
+        (
+            text(gallery._NAMES.format(ids="?, ?")),
+            ["enrollments USING INDEX sqlite_autoindex_enrollments_1"],
+        ),
         (
             text(
                 str(
@@ -500,3 +506,19 @@ def test_hand_written_statements_search_by_their_indexes(
     assert len(plan) == len(expected)
     for step, wanted in zip(plan, expected, strict=True):
         assert step.startswith("SEARCH") and wanted in step, plan
+
+
+def test_a_search_past_sqlites_parameter_limit_reads_its_candidates_in_chunks(
+    tmp_path: Path,
+) -> None:
+    """Most candidates deleted since training: the search widens until it has enough people,
+    past the 32,766 ids one statement may bind."""
+    store = Store(tmp_path, 40_000, limit=500)
+    name = store.build()
+    keep = ["p00007", "p39999"]
+    with store.database.transaction() as session:  # no log: the search's mask is the point
+        for table in (Embedding, CollectionMember):
+            session.execute(delete(table).where(table.enrollment_id.not_in(keep)))
+    probe = store.vectors[store.labels.index("p00007")][np.newaxis, :]
+    found = store.gallery.search(store.snapshot(name), DIM, probe, 2)[0]
+    assert [h.label for h in found] == ["p00007", "p39999"]
