@@ -299,14 +299,15 @@ def test_an_update_reads_what_changed_and_rebuilds_past_the_share(tmp_path: Path
     assert (rebuilt.keys != ann.REMOVED).all() and len(rebuilt.keys) < len(held.keys)
 
 
-def test_an_index_of_an_older_release_is_searched_exactly_and_rebuilt(tmp_path: Path) -> None:
+def test_an_index_of_the_previous_release_answers_and_is_rebuilt(tmp_path: Path) -> None:
     store = Store(tmp_path, 1000, limit=500)
     first = store.build()
     assert first is not None
-    (tmp_path / "index" / first / ann.META_FILE).unlink()  # made before indexes had one
+    for name in (ann.META_FILE, ann.LABELS_FILE):  # made before indexes had them
+        (tmp_path / "index" / first / name).unlink()
     probes = _probes(store, 10)
     found = store.gallery.search(store.snapshot(first), DIM, probes, 3)
-    assert [[h.label for h in hits] for hits in found] == store.exact(probes, 3)
+    assert _top1(found, store.exact(probes, 3)) >= 0.9
     second = store.build(previous=first)
     assert second is not None and second != first
     assert ann.load(tmp_path / "index" / second).live == len(store.vectors)

@@ -278,16 +278,18 @@ class _Staging:
 
 def load(folder: Path) -> AnnIndex:
     """An index folder opened: the faiss index read, the arrays mapped read-only. A folder of
-    an older release (no labels, no meta) reads as not found: searched exactly, then rebuilt
-    by the next training."""
-    if not all((folder / name).is_file() for name in FILES):
+    the previous release has no labels and no meta: it searches as well, and the next training
+    builds anew instead of updating it (nothing says what it was made from)."""
+    if not (folder / INDEX_FILE).is_file():
         raise FileNotFoundError(folder)
+    keys = _mapped(folder / KEYS_FILE)
+    older = not (folder / META_FILE).is_file()
     return AnnIndex(
         faiss.read_index(str(folder / INDEX_FILE)),
-        _mapped(folder / KEYS_FILE),
-        _mapped(folder / LABELS_FILE),
+        keys,
+        np.full(len(keys), REMOVED, np.int64) if older else _mapped(folder / LABELS_FILE),
         _mapped(folder / VECTORS_FILE),
-        json.loads((folder / META_FILE).read_text()),
+        {} if older else json.loads((folder / META_FILE).read_text()),
     )
 
 

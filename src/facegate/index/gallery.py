@@ -69,8 +69,8 @@ EXACT_MARGIN = 4
 # An update that would change more than this share of the index rebuilds it instead: the coarse
 # partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
-# Scattered ids read per statement (SQLite allows 32,766 parameters; fewer keep it cheap to plan).
-SCATTERED_CHUNK = 500
+# Ids bound per statement where a list of them is read (SQLite allows 32,766 parameters).
+IN_CHUNK = 500
 
 
 # A search's candidates that are still members, in one statement (SQLite keeps the order of
@@ -83,14 +83,13 @@ SCATTERED_CHUNK = 500
 # answered only: at 10^6 each lookup by enrollment id is ~30 us of a warm cache. Both run on
 # SQLite's DB-API connection with one SQL string per number of ids, which sqlite3 keeps
 # prepared: through SQLAlchemy (pool checkout, expanding IN, result rows) a search at 10^6
-# spent ~0.5 ms more. Longer lists of ids go in chunks (SQLite allows 32,766 parameters).
+# spent ~0.5 ms more. Longer lists of ids go in chunks of IN_CHUNK.
 _CANDIDATE_ROWS = (
     "SELECT e.enrollment_id, e.vector, e.recipe FROM embeddings AS e "
     "CROSS JOIN collection_members AS m "
     "WHERE e.id IN ({ids}) AND m.collection_id = ? AND m.enrollment_id = e.enrollment_id"
 )
 _NAMES = "SELECT id, name FROM enrollments WHERE id IN ({ids})"
-IN_CHUNK = 500
 
 
 @functools.cache
@@ -255,23 +254,24 @@ class InProcessGallery:
             return []
         connection = self._db.engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            found = _rows_by_ids(
-                cursor, _CANDIDATE_ROWS, [int(key) for key in keys], bounds.collection_id
-            )
-            rows = [(label, vector) for label, vector, recipe in found if recipe == bounds.recipe]
-            if not rows:
-                return []
-            vectors = stack_blobs([row[1] for row in rows], dimension)
-            distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
-            best: dict[str, float] = {}
-            for (label, _), distance in zip(rows, distances, strict=True):
-                best[label] = min(best.get(label, np.inf), float(distance))
-            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-            names: dict[str, str | None] = dict(
-                _rows_by_ids(cursor, _NAMES, [label for label, _ in ranked])
-            )
-            cursor.close()
+            with contextlib.closing(connection.cursor()) as cursor:
+                found = _rows_by_ids(
+                    cursor, _CANDIDATE_ROWS, [int(key) for key in keys], bounds.collection_id
+                )
+                rows = [
+                    (label, vector) for label, vector, recipe in found if recipe == bounds.recipe
+                ]
+                if not rows:
+                    return []
+                vectors = stack_blobs([row[1] for row in rows], dimension)
+                distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
+                best: dict[str, float] = {}
+                for (label, _), distance in zip(rows, distances, strict=True):
+                    best[label] = min(best.get(label, np.inf), float(distance))
+                ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
+                names: dict[str, str | None] = dict(
+                    _rows_by_ids(cursor, _NAMES, [label for label, _ in ranked])
+                )
         finally:
             connection.close()  # back to the pool
         return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]
@@ -415,13 +415,11 @@ class InProcessGallery:
                 else:
                     rows = [
                         row
-                        for part in range(0, len(wanted), SCATTERED_CHUNK)
+                        for part in range(0, len(wanted), IN_CHUNK)
                         for row in session.execute(
                             select(Embedding.id, Embedding.vector)
                             .where(
-                                Embedding.id.in_(
-                                    [int(i) for i in wanted[part : part + SCATTERED_CHUNK]]
-                                )
+                                Embedding.id.in_([int(i) for i in wanted[part : part + IN_CHUNK]])
                             )
                             .order_by(Embedding.id)
                         )
