@@ -476,6 +476,11 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
             text(gallery._NAMES.format(ids="?, ?")),
             ["enrollments USING INDEX sqlite_autoindex_enrollments_1"],
         ),
+        (text(gallery._VECTOR_RANGE), ["embeddings USING INTEGER PRIMARY KEY (rowid>? AND"]),
+        (
+            text(gallery._VECTORS.format(ids="?, ?")),
+            ["embeddings USING INTEGER PRIMARY KEY (rowid=?)"],
+        ),
         (
             text(
                 str(
@@ -487,7 +492,15 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
             ["USING COVERING INDEX sqlite_autoindex_collection_members_1"],
         ),
     ],
-    ids=["new embeddings", "new members", "candidates", "names", "still members"],
+    ids=[
+        "new embeddings",
+        "new members",
+        "candidates",
+        "names",
+        "vector range",
+        "vectors",
+        "still members",
+    ],
 )
 def test_hand_written_statements_search_by_their_indexes(
     tmp_path: Path, statement: TextClause, expected: list[str]
