@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from facegate.config import TTA, Settings
 from facegate.eval.serve_process import ServeProcess, start_ready
+from facegate.eval.threads import run_timed
 from facegate.service.inference import resolve_workers
 from facegate.service.keys import create_key
 
@@ -69,13 +70,7 @@ def _throughput(
                     if response.status_code != 200:
                         failures.append(f"{response.status_code} {response.text[:200]}")
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
+    wall = run_timed([threading.Thread(target=client, args=(n,)) for n in range(clients)])
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, first: {failures[0]}")
     return clients * per_client / wall, 1000 * statistics.median(latencies)

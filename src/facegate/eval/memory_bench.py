@@ -21,7 +21,6 @@ import importlib.util
 import io
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from PIL import Image
 from facegate.config import Settings
 from facegate.engine.decode import decoded_size
 from facegate.eval.load_bench import REQUEST_TIMEOUT_S, b64, sample_photos, start_server
+from facegate.eval.threads import run_timed
 from facegate.service.keys import create_key
 
 # issue 12's goal: a request's extra memory at most this many times its body.
@@ -181,13 +181,7 @@ def _case(
         statuses.append(answer.status_code)
         codes.append(answer.headers.get("x-facegate-error", ""))
 
-    threads = [threading.Thread(target=send) for _ in range(item.parallel)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_timed([threading.Thread(target=send) for _ in range(item.parallel)])
     peak = _status_mb(pid, "VmHWM")
     extra = max(0.0, peak - before)
     bodies = len(content) * item.parallel

@@ -290,8 +290,8 @@ class InProcessGallery:
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
         base = self._previous(bounds, previous, tag)
-        change = self._changes(bounds, base) if base is not None else None
-        if change is not None and base is not None:
+        if base is not None:
+            change = self._changes(bounds, base)
             live = base.live - len(change.removed) + len(change.added)
             if live < self._exact_limit:
                 return BuiltIndex(None)
