@@ -115,11 +115,16 @@ class Settings(BaseSettings):
     inference_queue_limit: int = 32
     # Trained collections whose search index is kept in memory (exact) or mapped (approximate).
     index_cache_collections: int = 64
-    # SQLite: a trained snapshot with fewer embeddings is searched exactly in memory; a larger
-    # one through an approximate index (faiss IVF, index/ann.py) that training builds in
+    # A trained snapshot with fewer embeddings is searched exactly in memory; a larger one
+    # through an approximate index (faiss IVF, index/ann.py) that training builds in
     # data_dir/index (BENCHMARKS.md). Reading an exact snapshot into memory costs the first
-    # search after a training ~10 ms per 1,000 embeddings here. PostgreSQL searches with pgvector.
+    # search after a training ~10 ms per 1,000 embeddings here.
     exact_search_limit: int = 20_000
+    # PostgreSQL: each machine keeps its own copy of those indexes in its data folder (built by
+    # the trainer, or in the background by a machine that lacks one, pgvector answering
+    # meanwhile: index/postgres.py). Off: every snapshot is searched by pgvector in the
+    # database alone (HNSW; at 10^6 slower and finding fewer true nearest).
+    postgres_local_index: bool = True
     # Load the models at start-up (readyz answers 503 until then) instead of on first use.
     warm_up_on_start: bool = True
     # Largest top_k accepted by /v1/identify.

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pytest
@@ -20,8 +20,10 @@ from sqlalchemy.dialects import sqlite
 from facegate.api.app import create_app
 from facegate.config import Settings
 from facegate.errors import RecipeMismatch
-from facegate.index import ExactIndex, ann, gallery
+from facegate.index import ExactIndex, ann, gallery, reads
+from facegate.index.factory import make_gallery
 from facegate.index.gallery import InProcessGallery, label_numbers
+from facegate.index.reads import SqliteReads
 from facegate.service.common import Tenant
 from facegate.service.container import Services
 from facegate.service.ports import GalleryHit, TrainedSnapshot
@@ -53,10 +55,21 @@ def _unit(rows: NDArray[np.float32]) -> NDArray[np.float32]:
 class Store:
     """A real SQLite store holding one collection of ``people`` labels with random vectors."""
 
-    def __init__(self, tmp_path: Path, people: int, *, limit: int, unit: bool = True) -> None:
-        self.settings = Settings(data_dir=tmp_path, exact_search_limit=limit)
+    def __init__(
+        self,
+        tmp_path: Path,
+        people: int,
+        *,
+        limit: int,
+        unit: bool = True,
+        database_url: str | None = None,
+    ) -> None:
+        self.settings = Settings(
+            data_dir=tmp_path, exact_search_limit=limit, database_url=database_url
+        )
         self.database = Database.from_settings(self.settings)
-        self.gallery = InProcessGallery(self.database, self.settings)
+        # The deployment's own choice: in process on SQLite, PostgresGallery on PostgreSQL.
+        self.gallery = cast(InProcessGallery, make_gallery(self.settings, self.database))
         rng = np.random.default_rng(3)
         # Two vectors per label for the first tenth: a label is found by its closest vector.
         labels = [f"p{i:05d}" for i in range(people)] + [f"p{i:05d}" for i in range(people // 10)]
@@ -108,9 +121,9 @@ class Store:
             watermark = session.scalar(select(func.max(Embedding.id))) or 0
         return SnapshotBounds("c", revision, watermark, RECIPE)
 
-    def snapshot(self, index: str | None) -> TrainedSnapshot:
+    def snapshot(self, index: str | None, size: int | None = None) -> TrainedSnapshot:
         self.version += 1
-        return TrainedSnapshot(self.bounds(), self.version, index)
+        return TrainedSnapshot(self.bounds(), self.version, index, size)
 
     def build(self, previous: str | None = None) -> str | None:
         built = self.gallery.build(self.bounds(), DIM, previous)
@@ -460,25 +473,25 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
 @pytest.mark.parametrize(
     ("statement", "expected"),
     [
-        (gallery._NEW_EMBEDDINGS, ["e USING INDEX ix_embeddings_recipe", "m USING INDEX"]),
+        (SqliteReads.new_embeddings, ["e USING INDEX ix_embeddings_recipe", "m USING INDEX"]),
         (
-            gallery._NEW_MEMBERS,
+            SqliteReads.new_members,
             [
                 "m USING INDEX ix_collection_members_collection_revision",
                 "e USING INDEX ix_embeddings_enrollment_position (enrollment_id=?)",
             ],
         ),
         (
-            text(gallery._CANDIDATE_ROWS.format(ids="?, ?")),
+            text(reads.CANDIDATE_ROWS.format(ids="?, ?")),
             ["e USING INTEGER PRIMARY KEY", "m USING COVERING INDEX"],
         ),
         (
-            text(gallery._NAMES.format(ids="?, ?")),
+            text(reads.NAMES.format(ids="?, ?")),
             ["enrollments USING INDEX sqlite_autoindex_enrollments_1"],
         ),
-        (text(gallery._VECTOR_RANGE), ["embeddings USING INTEGER PRIMARY KEY (rowid>? AND"]),
+        (text(reads.VECTOR_RANGE), ["embeddings USING INTEGER PRIMARY KEY (rowid>? AND"]),
         (
-            text(gallery._VECTORS.format(ids="?, ?")),
+            text(reads.VECTORS.format(ids="?, ?")),
             ["embeddings USING INTEGER PRIMARY KEY (rowid=?)"],
         ),
         (

@@ -19,14 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from facegate.config import Settings
 from facegate.index.factory import make_gallery
+from facegate.priority import BACKGROUND_NICENESS, lower_priority
 from facegate.service.common import Tenant, utcnow
 from facegate.service.container import Services
 from facegate.service.decision import OpenSetPlanner
 from facegate.service.training import (
-    TRAINING_NICENESS,
     Trainer,
     TrainingStatus,
-    lower_priority,
     process_id,
     sweep_candidates,
 )
@@ -277,5 +276,5 @@ def test_training_runs_below_the_request_threads() -> None:
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    assert seen["after"] == min(19, seen["before"] + TRAINING_NICENESS)
+    assert seen["after"] == min(19, seen["before"] + BACKGROUND_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == seen["before"]

@@ -22,15 +22,19 @@ Figures per size and backend:
 
 * train: ``POST /v1/train`` until the collection's status is ``ready`` (the first training);
   retrain: the same after ``EXTRA`` more enrollments are written the same way (revision 2).
-* index build: on SQLite what the gallery's ``build`` took in that first training (the
-  server's "approximate index built" log line; 0 when the snapshot is searched exactly); on
-  PostgreSQL ``PgvectorGallery.ensure_index`` after the load (the HNSW index is dropped first).
+* index build: what the gallery's ``build`` took in that first training (the server's
+  "approximate index built" log line; 0 when the snapshot is searched exactly). HNSW, on
+  PostgreSQL: the recipe's pgvector index made after the load (``gallery.open``; dropped
+  before the load, as an operator would for a bulk load).
 * RSS of each of two server processes on the same store after warm-up and ``WARM_IDENTIFIES``
   (``--warm-identifies``) identifies spread over both (VmRSS and VmHWM from /proc).
 * DB size: SQLite's database, WAL and index files; PostgreSQL's ``pg_database_size``.
 * search p50/p99: the gallery's ``search`` called in this process (``make_gallery``), one query
   at a time, k=1 and k=10; recall@1 and recall@10 of those answers against exact search (numpy
   over the vectors kept in memory).
+* another machine, on PostgreSQL: pgvector alone (k=1 search p50 and recall@1), which is what
+  a machine without the snapshot's index folder answers with, and the seconds such a machine
+  (a gallery on a second data folder) takes from its first search until it has built its own.
 * identify p50 and match p50 over HTTP on one server with the same probe JPEGs, so
   "identify <= match + 10 ms" can be read off.
 * deletion delay: ``CLIENTS`` threads send identify and match in a loop to both servers, in
@@ -215,6 +219,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("train_s", "train s", "{:.1f}"),
     ("retrain_s", "retrain s", "{:.1f}"),
     ("index_build_s", "index s", "{:.1f}"),
+    ("hnsw_build_s", "HNSW s", "{:.0f}"),
+    ("catch_up_s", "catch-up s", "{:.1f}"),
     ("rss_mb", "RSS MB a/b", "{}"),
     ("hwm_mb", "HWM MB a/b", "{}"),
     ("db_mb", "DB MB", "{:,.0f}"),
@@ -224,6 +230,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("search_k10_p99_ms", "k10 p99", "{:.2f}"),
     ("recall_at_1", "R@1", "{:.4f}"),
     ("recall_at_10", "R@10", "{:.4f}"),
+    ("pgvector_k1_p50_ms", "pgvector p50", "{:.2f}"),
+    ("pgvector_recall_at_1", "pgvector R@1", "{:.4f}"),
     ("identify_p50_ms", "ident p50", "{:.0f}"),
     ("match_p50_ms", "match p50", "{:.0f}"),
     ("worst_before_delete_ms", "worst before", "{:.0f}"),
@@ -715,7 +723,7 @@ def measure(
         if store.backend == "postgresql":
             started = time.perf_counter()
             gallery.open(data.recipe, data.dimension)  # creates the recipe's HNSW index
-            row["index_build_s"] = time.perf_counter() - started
+            row["hnsw_build_s"] = time.perf_counter() - started
             # As an operator would after a bulk load: the planner's statistics, which
             # autovacuum would gather only later.
             with database.engine.begin() as connection:
@@ -727,8 +735,7 @@ def measure(
         clients = [_client(s, loaded.secret) for s in servers]
         row["train_s"] = train_until_ready(clients[0], loaded.collection_id)
         print(f"  trained in {row['train_s']:.1f} s", flush=True)
-        if store.backend == "sqlite":
-            row["index_build_s"] = logged_build_s(servers) or 0.0
+        row["index_build_s"] = logged_build_s(servers) or 0.0
         row["db_mb"] = store.size_on_disk(database) / 1e6
 
         # Direct search in this process, against exact search over the kept vectors.
@@ -769,6 +776,12 @@ def measure(
         exact_labels = [[enrollment_id(int(i)) for i in r] for r in exact]
         row["recall_at_1"] = recall_at(found[1], exact_labels, 1)
         row["recall_at_10"] = recall_at(found[10], exact_labels, 10)
+        if store.backend == "postgresql":
+            row.update(
+                another_machine(
+                    store, database, snapshot, queries, exact_labels, work / "machine-2"
+                )
+            )
         row["rank1_own_direct"] = float(
             np.mean(
                 [
@@ -821,6 +834,48 @@ def measure(
             server.stop()
         database.dispose()
     print(f"{label} done", flush=True)
+    return row
+
+
+def another_machine(
+    store: Store,
+    database: Database,
+    snapshot: Any,
+    queries: NDArray[np.float32],
+    exact_labels: list[list[str]],
+    data_dir: Path,
+) -> dict[str, Any]:
+    """PostgreSQL: what a machine without the snapshot's index folder meets — pgvector alone
+    (its k=1 search p50 and recall@1 here) — and how long it takes to build its own folder from
+    the database (from its first search until the background build is done)."""
+    from facegate.index.pgvector import PgvectorGallery
+    from facegate.index.postgres import PostgresGallery
+
+    dimension = queries.shape[1]
+    pgvector = PgvectorGallery(database)
+    times, answers = [], []
+    for query in queries:
+        started = time.perf_counter()
+        hits = pgvector.search(snapshot, dimension, query[None, :], 1)[0]
+        times.append(time.perf_counter() - started)
+        answers.append([h.label for h in hits])
+    row: dict[str, Any] = {
+        "pgvector_k1_p50_ms": percentile_ms(times, 50),
+        "pgvector_k1_p99_ms": percentile_ms(times, 99),
+        "pgvector_recall_at_1": recall_at(answers, exact_labels, 1),
+    }
+    if snapshot.index is None:
+        return row  # searched exactly in process: nothing to build
+    other = PostgresGallery(database, store.settings.model_copy(update={"data_dir": data_dir}))
+    try:
+        started = time.perf_counter()
+        other.search(snapshot, dimension, queries[:1], 1)
+        if not other.wait_for_catch_up(TRAIN_TIMEOUT_S):
+            raise RuntimeError("the other machine's index was not built in time")
+        row["catch_up_s"] = time.perf_counter() - started
+        row["catch_up_built"] = (data_dir / "index" / snapshot.index).is_dir()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return row
 
 

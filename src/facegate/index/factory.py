@@ -5,14 +5,17 @@ from __future__ import annotations
 from facegate.config import Settings
 from facegate.index.gallery import InProcessGallery
 from facegate.index.pgvector import PgvectorGallery
+from facegate.index.postgres import PostgresGallery
 from facegate.service.ports import Gallery
 from facegate.store.db import Database
 
 
 def make_gallery(settings: Settings, database: Database) -> Gallery:
-    """PostgreSQL searches in the database (pgvector; every process and machine shares it);
-    any other store is searched in process (index files in the data folder, shared by the
-    processes of one machine)."""
+    """PostgreSQL: each machine's in-process index in front of pgvector (index/postgres.py), or
+    pgvector alone when ``postgres_local_index`` is off; any other store is searched in
+    process (index files in the data folder, shared by the processes of one machine)."""
     if database.engine.dialect.name == "postgresql":
+        if settings.postgres_local_index:
+            return PostgresGallery(database, settings)
         return PgvectorGallery(database)
     return InProcessGallery(database, settings)

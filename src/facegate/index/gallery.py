@@ -1,4 +1,5 @@
-"""The in-process gallery (the embedded SQLite default): trained snapshots searched in memory.
+"""The in-process gallery: trained snapshots searched in memory (the embedded SQLite default;
+on PostgreSQL index/postgres.py puts it in front of pgvector).
 
 It implements the service's :class:`~facegate.service.ports.Gallery` port two ways, by the
 snapshot's size:
@@ -23,8 +24,8 @@ recipes only is refused with a 409 that says which recipe it holds and what to d
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import json
 import logging
 import secrets
 import shutil
@@ -32,11 +33,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from facegate.config import Settings
@@ -44,6 +44,7 @@ from facegate.errors import RecipeMismatch
 from facegate.index import ann
 from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
+from facegate.index.reads import reads_for
 from facegate.service.ports import BuiltIndex, GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.models import (
@@ -69,69 +70,6 @@ EXACT_MARGIN = 4
 # An update that would change more than this share of the index rebuilds it instead: the coarse
 # partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
-# Ids bound per statement where a list of them is read (SQLite allows 32,766 parameters).
-IN_CHUNK = 500
-
-
-# A search's candidates that are still members, in one statement (SQLite keeps the order of
-# CROSS JOINed tables, so the candidates' ids drive it and each membership is a primary-key
-# lookup; left to choose, the planner may walk the collection's memberships — every row of a
-# large collection — or, given the recipe, the recipe's index: the recipe is checked on the
-# rows instead). The candidates come from the snapshot's own index, so they are within its
-# watermark and were members at its revision; only whether they still are is asked (the
-# membership's key alone answers that, without reading its row). Names are read for the labels
-# answered only: at 10^6 each lookup by enrollment id is ~30 us of a warm cache. Both run on
-# SQLite's DB-API connection with one SQL string per number of ids, which sqlite3 keeps
-# prepared: through SQLAlchemy (pool checkout, expanding IN, result rows) a search at 10^6
-# spent ~0.5 ms more. Longer lists of ids go in chunks of IN_CHUNK.
-_CANDIDATE_ROWS = (
-    "SELECT e.enrollment_id, e.vector, e.recipe FROM embeddings AS e "
-    "CROSS JOIN collection_members AS m "
-    "WHERE e.id IN ({ids}) AND m.collection_id = ? AND m.enrollment_id = e.enrollment_id"
-)
-_NAMES = "SELECT id, name FROM enrollments WHERE id IN ({ids})"
-# Vectors for an index build: a range of ids, or scattered ones (chunks ascend, so do their rows).
-_VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= ? AND id <= ? ORDER BY id"
-_VECTORS = "SELECT id, vector FROM embeddings WHERE id IN ({ids}) ORDER BY id"
-
-
-@functools.cache
-def _with_ids(statement: str, count: int) -> str:
-    # Only "?" placeholders are put in: the ids themselves are bound.
-    return statement.format(ids=", ".join("?" * count))
-
-
-def _rows_by_ids(
-    cursor: Any, statement: str, ids: Sequence[int | str], *after: object
-) -> list[tuple[Any, ...]]:
-    """``statement`` run for ``ids`` (bound, in chunks) and ``after`` bound after them."""
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start : start + IN_CHUNK]
-        cursor.execute(_with_ids(statement, len(chunk)), [*chunk, *after])
-        rows += cursor.fetchall()
-    return rows
-
-
-# What an update reads instead of every member (SQLite keeps the order of CROSS JOINed tables,
-# so the change drives each statement): the embeddings made since the previous snapshot whose
-# enrollment was a member at this one (new people, and new images of people held) ...
-_NEW_EMBEDDINGS = text(
-    "SELECT e.id, e.enrollment_id FROM embeddings AS e CROSS JOIN collection_members AS m "
-    "WHERE e.id > :since_watermark AND e.id <= :watermark AND e.recipe = :recipe "
-    "AND m.collection_id = :collection AND m.enrollment_id = e.enrollment_id "
-    "AND m.added_revision <= :revision"
-)
-# ... and the older embeddings of the members added since (people enrolled before and added to
-# this collection later), by the index on (collection_id, added_revision), then each member's
-# embeddings by enrollment (left to choose, SQLite scans the recipe's index for each member).
-_NEW_MEMBERS = text(
-    "SELECT e.id, e.enrollment_id FROM collection_members AS m "
-    "CROSS JOIN embeddings AS e INDEXED BY ix_embeddings_enrollment_position "
-    "WHERE m.collection_id = :collection AND m.added_revision > :since_revision "
-    "AND m.added_revision <= :revision AND e.enrollment_id = m.enrollment_id "
-    "AND e.id <= :since_watermark AND e.recipe = :recipe"
-)
 
 
 def recipe_tag(recipe: str) -> str:
@@ -146,6 +84,7 @@ class InProcessGallery:
         self._root = settings.data_dir / "index"
         self._exact = IndexCache(settings.index_cache_collections)
         self._views = ann.ViewCache(settings.index_cache_collections)
+        self._reads = reads_for(database.engine.dialect.name)
 
     def open(self, recipe: str, dimension: int) -> None:
         """Nothing to prepare: index files are made by training and opened on first use."""
@@ -162,11 +101,16 @@ class InProcessGallery:
         try:
             view = self._views.get(path)
         except FileNotFoundError:
-            # Retired under a snapshot read a moment ago (a newer training won): exact answers
-            # are slower, never wrong.
-            log.warning("index gone; searching exactly", extra={"path": str(path)})
-            return self._search_exact(snapshot, dimension, queries, k)
+            return self._search_without_index(snapshot, dimension, queries, k)
         return [self._search_one(snapshot.bounds, view, dimension, q, k) for q in queries]
+
+    def _search_without_index(
+        self, snapshot: TrainedSnapshot, dimension: int, queries: NDArray[np.float32], k: int
+    ) -> list[list[GalleryHit]]:
+        """The snapshot names an index folder this data folder lacks: retired under a snapshot
+        read a moment ago (a newer training won). Exact answers are slower, never wrong."""
+        log.warning("index gone; searching exactly", extra={"index": snapshot.index})
+        return self._search_exact(snapshot, dimension, queries, k)
 
     def _path_for(self, snapshot: TrainedSnapshot) -> Path | None:
         """The snapshot's index folder, when it has one made for the running recipe (a name
@@ -257,24 +201,20 @@ class InProcessGallery:
             return []
         connection = self._db.engine.raw_connection()
         try:
-            with contextlib.closing(connection.cursor()) as cursor:
-                found = _rows_by_ids(
-                    cursor, _CANDIDATE_ROWS, [int(key) for key in keys], bounds.collection_id
+            with contextlib.closing(self._reads.cursor(connection)) as cursor:
+                found, vectors = self._reads.candidates(
+                    cursor, [int(key) for key in keys], bounds.collection_id, dimension
                 )
-                rows = [
-                    (label, vector) for label, vector, recipe in found if recipe == bounds.recipe
-                ]
-                if not rows:
+                mine = [i for i, (_, recipe) in enumerate(found) if recipe == bounds.recipe]
+                if not mine:
                     return []
-                vectors = stack_blobs([row[1] for row in rows], dimension)
-                distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
+                distances = np.linalg.norm(vectors[mine] - query[np.newaxis, :], axis=1)
                 best: dict[str, float] = {}
-                for (label, _), distance in zip(rows, distances, strict=True):
+                for row, distance in zip(mine, distances, strict=True):
+                    label = found[row][0]
                     best[label] = min(best.get(label, np.inf), float(distance))
                 ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-                names: dict[str, str | None] = dict(
-                    _rows_by_ids(cursor, _NAMES, [label for label, _ in ranked])
-                )
+                names = self._reads.names(cursor, [label for label, _ in ranked])
         finally:
             connection.close()  # back to the pool
         return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]
@@ -285,10 +225,20 @@ class InProcessGallery:
         """Nothing below the exact limit; else an index folder for ``bounds``, with the
         snapshot's size counted from it: ``previous`` updated with what changed since its
         snapshot when it holds this recipe and most of the same rows, built anew otherwise."""
+        return self._build(bounds, dimension, previous, None)
+
+    def _build(
+        self, bounds: SnapshotBounds, dimension: int, previous: str | None, name: str | None
+    ) -> BuiltIndex:
+        """``build``, into the folder ``name`` when given (a fresh name otherwise)."""
         if not ann.fits(dimension):
             return BuiltIndex(None)
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
+        if previous is not None and not (self._root / previous).is_dir():
+            # Made on another machine (PostgreSQL: each keeps its own folders): start from the
+            # newest one made here instead, if the deletion log still reaches back to it.
+            previous = self._newest_here(bounds)
         base = self._previous(bounds, previous, tag)
         if base is not None:
             change = self._changes(bounds, base)
@@ -297,7 +247,7 @@ class InProcessGallery:
                 return BuiltIndex(None)
             blank = len(base.keys) - base.live  # rows removed by earlier updates
             if len(change.removed) + len(change.added) + blank <= REBUILD_SHARE * max(live, 1):
-                name = self._new_name(bounds, tag)
+                name = name or self._new_name(bounds, tag)
                 counts = ann.update(
                     base,
                     self._root / name,
@@ -316,7 +266,7 @@ class InProcessGallery:
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         labels = label_numbers([row[1] for row in rows])
         del rows
-        name = self._new_name(bounds, tag)
+        name = name or self._new_name(bounds, tag)
         counts = ann.build(
             self._root / name,
             dimension,
@@ -330,6 +280,23 @@ class InProcessGallery:
         name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}"
         (self._root / name).parent.mkdir(parents=True, exist_ok=True)
         return name
+
+    def _newest_here(self, bounds: SnapshotBounds) -> str | None:
+        """The name of the collection's index folder in this data folder made for the latest
+        snapshot at or before ``bounds`` (of its recipe, by this release), if any."""
+        folder = self._root / bounds.collection_id
+        if not folder.is_dir():
+            return None
+        best: tuple[int, str] | None = None
+        for path in folder.glob(f"{recipe_tag(bounds.recipe)}-*"):
+            try:
+                meta = json.loads((path / ann.META_FILE).read_text())
+                revision = int(meta["revision"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being retired, or an older release's folder
+            if revision <= bounds.revision and (best is None or revision > best[0]):
+                best = (revision, f"{bounds.collection_id}/{path.name}")
+        return None if best is None else best[1]
 
     def _built(
         self,
@@ -353,8 +320,9 @@ class InProcessGallery:
     def _previous(
         self, bounds: SnapshotBounds, previous: str | None, tag: str
     ) -> ann.AnnIndex | None:
-        """A private copy of the previous snapshot's index when an update can start from it:
-        the same collection and recipe, made by this release (it records its snapshot)."""
+        """The previous snapshot's index when an update can start from it: the same collection
+        and recipe, made by this release (it records its snapshot), for a snapshot the
+        deletion log still reaches back to."""
         if previous is None or not Path(previous).name.startswith(tag):
             return None
         try:
@@ -369,6 +337,14 @@ class InProcessGallery:
             bounds.watermark
         ):
             return None
+        with self._db.reading() as session:
+            logged_after = session.scalar(
+                select(Collection.removals_logged_after).where(
+                    Collection.id == bounds.collection_id
+                )
+            )
+        if logged_after is not None and int(meta["revision"]) < logged_after:
+            return None  # removals it still holds were pruned from the log
         return index
 
     def _changes(self, bounds: SnapshotBounds, base: ann.AnnIndex) -> _Change:
@@ -385,8 +361,8 @@ class InProcessGallery:
         }
         with self._db.engine.connect() as connection:
             added = [
-                *connection.execute(_NEW_EMBEDDINGS, since).all(),
-                *connection.execute(_NEW_MEMBERS, since).all(),
+                *connection.execute(self._reads.new_embeddings, since).all(),
+                *connection.execute(self._reads.new_members, since).all(),
             ]
             logged = connection.execute(
                 select(SnapshotRemoval.embedding_id).where(
@@ -410,17 +386,11 @@ class InProcessGallery:
         10^6)."""
         connection = self._db.engine.raw_connection()
         try:
-            with contextlib.closing(connection.cursor()) as cursor:
+            with contextlib.closing(self._reads.cursor(connection)) as cursor:
                 for start in range(0, len(ids), ann.ADD_CHUNK):
                     wanted = ids[start : start + ann.ADD_CHUNK]
-                    if int(wanted[-1]) - int(wanted[0]) < 2 * len(wanted):
-                        cursor.execute(_VECTOR_RANGE, (int(wanted[0]), int(wanted[-1])))
-                        rows = cursor.fetchall()
-                    else:
-                        rows = _rows_by_ids(cursor, _VECTORS, [int(i) for i in wanted])
-                    found = np.array([row[0] for row in rows], dtype=np.int64)
+                    found, vectors = self._reads.vectors(cursor, wanted, dimension)
                     keep = np.isin(found, wanted)
-                    kept = [row for row, wanted_row in zip(rows, keep, strict=True) if wanted_row]
                     # A row deleted since the ids were read is simply missing (the index leaves
                     # a blank row for it): both lists ascend, so the labels of those found line
                     # up.
@@ -428,7 +398,7 @@ class InProcessGallery:
                     yield (
                         found[keep],
                         labels[start : start + ann.ADD_CHUNK][present],
-                        stack_blobs([row[1] for row in kept], dimension),
+                        vectors[keep],
                     )
         finally:
             connection.close()

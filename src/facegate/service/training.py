@@ -29,7 +29,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,6 +43,7 @@ from sqlalchemy.orm import Session
 from facegate.config import Settings
 from facegate.engine.registry import Recipe
 from facegate.errors import Unavailable
+from facegate.priority import lower_priority
 from facegate.service.common import Tenant, get_owned, utcnow
 from facegate.service.decision import OpenSetPlanner
 from facegate.service.ports import Gallery
@@ -79,24 +79,6 @@ SWEEP_BATCH = 32
 # How long a replaced index outlives the training that replaced it: a search that read the old
 # snapshot just before the new one was recorded opens the old index within milliseconds.
 PREVIOUS_INDEX_GRACE_S = 30.0
-
-
-# The training thread's niceness (Linux: per thread; the index library's threads it starts
-# inherit it): building or updating an index for 10^6 rows is seconds of CPU, which requests
-# on the same cores should not queue behind.
-TRAINING_NICENESS = 10
-
-
-def lower_priority() -> None:
-    """Run the calling thread (and the threads it starts) below the request threads."""
-    if sys.platform != "linux":
-        return  # elsewhere the call would renice the whole process
-    thread = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + TRAINING_NICENESS))
-    except OSError:
-        log.warning("could not lower the training thread's priority")
 
 
 def process_id() -> str:

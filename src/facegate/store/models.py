@@ -91,6 +91,10 @@ class Collection(Base):
     # The approximate index built for the snapshot by an in-process gallery (index/ann.py): its
     # file in the data folder; NULL when the snapshot is searched exactly or by the database.
     index_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The deletion log (SnapshotRemoval) holds every removal after this revision; training
+    # prunes the older ones. An index made for an earlier snapshot cannot be updated (its
+    # removals are gone) and is built anew. NULL: nothing pruned yet.
+    removals_logged_after: Mapped[int | None] = mapped_column(Integer, default=None)
     # What training computed for identify's decision (service/decision.py): the snapshot's size
     # (enrollments and embeddings of the running recipe), the threshold on the score for the
     # target FPIR it was computed for (NULL: the fixed fallback), the expected TPIR there, and

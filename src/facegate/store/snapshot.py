@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, insert, select
+from sqlalchemy import ColumnElement, Select, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from facegate.store.models import Collection, CollectionMember, Embedding, SnapshotRemoval
@@ -71,7 +71,13 @@ def log_removal(session: Session, enrollment_id: str) -> None:
 
 def prune_removals(session: Session, collection_id: str, through_revision: int) -> None:
     """Forget the removals logged at or before ``through_revision``: the index of the snapshot
-    taken there holds none of them, and trainings only ever update the latest snapshot's."""
+    taken there holds none of them, and an update starts from an index of that snapshot or a
+    later one (the collection records how far back the log reaches)."""
+    session.execute(
+        update(Collection)
+        .where(Collection.id == collection_id)
+        .values(removals_logged_after=through_revision)
+    )
     session.execute(
         delete(SnapshotRemoval).where(
             SnapshotRemoval.collection_id == collection_id,

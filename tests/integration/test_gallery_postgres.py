@@ -1,0 +1,172 @@
+"""PostgreSQL's gallery on a real PostgreSQL: each machine's index folder in front of pgvector.
+
+A "machine" here is a data folder: two galleries on one database with different data folders
+behave as two machines would (the index folders are per data folder, the rows shared).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from facegate.config import Settings
+from facegate.index import ann
+from facegate.index.postgres import PostgresGallery
+from facegate.store.models import Collection
+from facegate.store.snapshot import prune_removals
+from tests.unit.test_gallery import DIM, RECIPE, Store, _probes, _top1
+
+pytestmark = pytest.mark.integration
+
+PEOPLE = 3000
+LIMIT = 500
+
+
+@pytest.fixture
+def stores(postgres_url: str) -> Iterator[Callable[[Path, int], Store]]:
+    """Makes Stores of ``people`` on the test's PostgreSQL database, disposed after."""
+    made: list[Store] = []
+
+    def make(folder: Path, people: int = PEOPLE) -> Store:
+        made.append(Store(folder, people, limit=LIMIT, database_url=postgres_url))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.database.dispose()
+
+
+def _record(store: Store, name: str) -> None:
+    """What a training records after building ``name`` (service/training.py): the index, and
+    the deletion log pruned through the previous snapshot's revision."""
+    with store.database.transaction() as session:
+        collection = session.get_one(Collection, "c")
+        previous = collection.trained_revision
+        collection.index_name = name
+        collection.trained_revision = store.bounds().revision
+        if previous is not None:
+            prune_removals(session, "c", previous)
+
+
+def _machine(store: Store, folder: Path) -> PostgresGallery:
+    settings = Settings(
+        data_dir=folder, exact_search_limit=LIMIT, database_url=store.settings.database_url
+    )
+    gallery = PostgresGallery(store.database, settings)
+    gallery.open(RECIPE, DIM)
+    return gallery
+
+
+def _rows(folder: Path) -> tuple[int, int]:
+    """An index folder's rows and live rows."""
+    index = ann.load(folder)
+    return len(index.keys), index.live
+
+
+def test_the_trainers_index_answers_like_exact_search_and_masks_deletions(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    store = stores(tmp_path, PEOPLE)
+    assert isinstance(store.gallery, PostgresGallery)
+    name = store.build()
+    assert name is not None and (tmp_path / "index" / name / ann.INDEX_FILE).is_file()
+    probes = _probes(store, 40)
+    found = store.gallery.search(store.snapshot(name, PEOPLE), DIM, probes, 5)
+    assert _top1(found, store.exact(probes, 5)) >= 0.96
+    assert found[0][0].name == found[0][0].label.upper()
+
+    gone = {hits[0].label for hits in found[:10]}
+    store.delete(gone)
+    after = store.gallery.search(store.snapshot(name, PEOPLE), DIM, probes, 3)
+    assert not gone & {h.label for hits in after for h in hits}
+    updated = store.build(previous=name)
+    assert updated is not None
+    old_rows, old_live = _rows(tmp_path / "index" / name)
+    new_rows, new_live = _rows(tmp_path / "index" / updated)
+    # Updated from the previous folder (same rows, the deleted ones blanked), not rebuilt.
+    assert new_rows == old_rows and new_live < old_live
+
+
+def test_a_small_snapshot_is_searched_exactly_in_process(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    store = stores(tmp_path, 200)
+    assert store.build() is None
+    probes = _probes(store, 20)
+    found = store.gallery.search(store.snapshot(None, 220), DIM, probes, 5)
+    assert [[h.label for h in hits] for hits in found] == store.exact(probes, 5)
+    # Unknown size (trained by a machine searching with pgvector alone): pgvector answers.
+    unknown = store.gallery.search(store.snapshot(None), DIM, probes, 5)
+    assert [[h.label for h in hits] for hits in unknown] == store.exact(probes, 5)
+
+
+def test_a_machine_without_the_index_answers_with_pgvector_and_builds_its_own(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    store = stores(tmp_path / "a", PEOPLE)
+    first = store.build()
+    assert first is not None
+    _record(store, first)
+    other = _machine(store, tmp_path / "b")
+    probes = _probes(store, 40)
+    expected = store.exact(probes, 3)
+
+    # Machine b has no folder for the snapshot: pgvector answers, and b builds one meanwhile.
+    answered = other.search(store.snapshot(first, PEOPLE), DIM, probes, 3)
+    assert _top1(answered, expected) >= 0.9
+    assert other.wait_for_catch_up(120)
+    mine = tmp_path / "b" / "index" / first
+    assert (mine / ann.INDEX_FILE).is_file()
+    assert _rows(mine) == _rows(tmp_path / "a" / "index" / first)
+    through_own = other.search(store.snapshot(first, PEOPLE), DIM, probes, 3)
+    assert _top1(through_own, expected) >= 0.96
+
+    # A deletion, then a training on a: b updates its own folder to the new snapshot (the
+    # deletion log still reaches back to it) and drops the old one.
+    gone = {hits[0].label for hits in through_own[:5]}
+    store.delete(gone)
+    second = store.build(previous=first)
+    assert second is not None
+    _record(store, second)
+    other.search(store.snapshot(second, PEOPLE), DIM, probes, 3)
+    assert other.wait_for_catch_up(120)
+    assert sorted(p.name for p in (tmp_path / "b" / "index" / "c").iterdir()) == [Path(second).name]
+    assert _rows(tmp_path / "b" / "index" / second) == _rows(tmp_path / "a" / "index" / second)
+    answers = other.search(store.snapshot(second, PEOPLE), DIM, probes, 3)
+    assert not gone & {h.label for hits in answers for h in hits}
+
+
+def test_an_index_older_than_the_deletion_log_is_not_updated(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """Two trainings happened elsewhere since machine b's folder was made: the removals
+    between them were pruned from the log, so b builds anew instead of updating."""
+    store = stores(tmp_path / "a", PEOPLE)
+    first = store.build()
+    assert first is not None
+    _record(store, first)
+    other = _machine(store, tmp_path / "b")
+    other.search(store.snapshot(first, PEOPLE), DIM, _probes(store, 1), 1)
+    assert other.wait_for_catch_up(120)
+    names = [first]
+    for gone in ({"p00001"}, {"p00002"}):
+        store.delete(gone)
+        names.append(str(store.build(previous=names[-1])))
+        _record(store, names[-1])
+    with store.database.reading() as session:
+        logged_after = session.scalar(select(Collection.removals_logged_after))
+    assert (
+        logged_after is not None
+        and logged_after
+        > json.loads((tmp_path / "b" / "index" / first / ann.META_FILE).read_text())["revision"]
+    )
+
+    other.search(store.snapshot(names[-1], PEOPLE), DIM, _probes(store, 1), 1)
+    assert other.wait_for_catch_up(120)
+    rows, live = _rows(tmp_path / "b" / "index" / names[-1])
+    # Built anew: no blank rows, and neither deleted person's (two rows each).
+    assert rows == live == PEOPLE + PEOPLE // 10 - 4
