@@ -45,7 +45,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AnnIndex", "Counts", "ViewCache", "build", "fits", "load", "update"]
+__all__ = ["AnnIndex", "Counts", "ViewCache", "build", "fits", "load", "read_meta", "update"]
 
 INDEX_FILE = "ivf.faiss"
 KEYS_FILE = "keys.npy"
@@ -291,6 +291,16 @@ def load(folder: Path) -> AnnIndex:
         _mapped(folder / VECTORS_FILE),
         {} if older else json.loads((folder / META_FILE).read_text()),
     )
+
+
+def read_meta(folder: Path) -> dict[str, Any] | None:
+    """What an index folder records of its snapshot; None for a folder of the previous
+    release, or one being removed."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _mapped(path: Path) -> NDArray[Any]:

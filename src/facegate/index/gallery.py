@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 import shutil
@@ -289,11 +288,10 @@ class InProcessGallery:
             return None
         best: tuple[int, str] | None = None
         for path in folder.glob(f"{recipe_tag(bounds.recipe)}-*"):
-            try:
-                meta = json.loads((path / ann.META_FILE).read_text())
-                revision = int(meta["revision"])
-            except (OSError, ValueError, KeyError, TypeError):
+            meta = ann.read_meta(path)
+            if meta is None:
                 continue  # being retired, or an older release's folder
+            revision = int(meta["revision"])
             if revision <= bounds.revision and (best is None or revision > best[0]):
                 best = (revision, f"{bounds.collection_id}/{path.name}")
         return None if best is None else best[1]

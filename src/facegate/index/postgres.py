@@ -151,7 +151,21 @@ class PostgresGallery(InProcessGallery):
                     "seconds": round(time.monotonic() - started, 2),
                 },
             )
-            self.retire(collection_id, [name])
+            self._retire_older(bounds)
+
+    def _retire_older(self, bounds: SnapshotBounds) -> None:
+        """This machine's folders of the collection made for earlier snapshots (not all others,
+        as ``retire`` does: a training in this machine may have just written a newer one)."""
+        recorded = set(self._recorded(bounds.collection_id))
+        older = set()
+        for path in (self._root / bounds.collection_id).iterdir():
+            name = f"{bounds.collection_id}/{path.name}"
+            if path.name.startswith(".") or name in recorded:
+                continue  # being written, or what the collection records now
+            meta = ann.read_meta(path)
+            if meta is None or int(meta.get("revision", -1)) < bounds.revision:
+                older.add(path)
+        self._remove(older)
 
     @contextlib.contextmanager
     def _machine_lock(self) -> Iterator[None]:
