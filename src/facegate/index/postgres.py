@@ -107,6 +107,10 @@ class PostgresGallery(InProcessGallery):
                 return
             self._attempted[name] = now
             self._pending[name] = (snapshot, dimension)
+            log.info(
+                "no index here for this snapshot: pgvector answers while it is built",
+                extra={"collection_id": snapshot.bounds.collection_id, "index": name},
+            )
             if self._worker is None:
                 # A daemon thread: a build is not worth delaying a shutdown for (its staging
                 # folder is dot-named, never read, and removed with the collection).
