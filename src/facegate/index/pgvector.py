@@ -1,4 +1,6 @@
-"""The PostgreSQL gallery: trained snapshots searched inside the database with pgvector.
+"""pgvector's gallery: trained snapshots searched inside PostgreSQL (what a machine without a
+snapshot's index folder answers with, index/postgres.py; every search with
+``FACEGATE_POSTGRES_LOCAL_INDEX=false``).
 
 Each recipe has a partial HNSW index over its embeddings,
 ``USING hnsw ((vector::vector(D)) vector_l2_ops) WHERE recipe = '...'``: the column holds

@@ -112,8 +112,8 @@ class PostgresGallery(InProcessGallery):
                 extra={"collection_id": snapshot.bounds.collection_id, "index": name},
             )
             if self._worker is None:
-                # A daemon thread: a build is not worth delaying a shutdown for (its staging
-                # folder is dot-named, never read, and removed with the collection).
+                # A daemon thread: a build is not worth delaying a shutdown for (one cut short
+                # leaves a dot-named staging folder, which nothing reads).
                 self._worker = threading.Thread(
                     target=self._drain, name="facegate-index-catch-up", daemon=True
                 )

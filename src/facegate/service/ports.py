@@ -102,8 +102,9 @@ class BuiltIndex:
 
 
 class Gallery(Protocol):
-    """Searches trained snapshots: in process (index/gallery.py) or in PostgreSQL with
-    pgvector (index/pgvector.py), chosen by the database URL (index/factory.py)."""
+    """Searches trained snapshots: in process (index/gallery.py), on PostgreSQL each machine's
+    copy of that index in front of pgvector (index/postgres.py), or pgvector alone
+    (index/pgvector.py); chosen by the database URL and settings (index/factory.py)."""
 
     def open(self, recipe: str, dimension: int) -> None:
         """At start-up: make sure what searching ``recipe`` needs exists (the database's index
