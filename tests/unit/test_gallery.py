@@ -549,3 +549,17 @@ def test_a_search_past_sqlites_parameter_limit_reads_its_candidates_in_chunks(
     probe = store.vectors[store.labels.index("p00007")][np.newaxis, :]
     found = store.gallery.search(store.snapshot(name), DIM, probe, 2)[0]
     assert [h.label for h in found] == ["p00007", "p39999"]
+
+
+def test_start_up_removes_the_index_folders_of_deleted_collections(tmp_path: Path) -> None:
+    """Deleted while the process was down, or by another machine (PostgreSQL): the folders of
+    collections that exist stay, and so do dot-named ones (a build in progress)."""
+    store = Store(tmp_path, 1000, limit=500)
+    name = store.build()
+    assert name is not None
+    root = tmp_path / "index"
+    (root / "gone" / "x").mkdir(parents=True)
+    (root / ".build.lock").touch()
+    store.gallery.open(RECIPE, DIM)
+    assert sorted(p.name for p in root.iterdir()) == [".build.lock", "c"]
+    assert (root / name / ann.INDEX_FILE).is_file()

@@ -43,7 +43,7 @@ from facegate.errors import RecipeMismatch
 from facegate.index import ann
 from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
-from facegate.index.reads import reads_for
+from facegate.index.reads import IN_CHUNK, reads_for
 from facegate.service.ports import BuiltIndex, GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.models import (
@@ -86,7 +86,24 @@ class InProcessGallery:
         self._reads = reads_for(database.engine.dialect.name)
 
     def open(self, recipe: str, dimension: int) -> None:
-        """Nothing to prepare: index files are made by training and opened on first use."""
+        """At start-up: index files are made by training and opened on first use; the folders
+        of collections that no longer exist are removed (deleted while this process was down,
+        or, on PostgreSQL, by another machine, whose deletion removes its own folders only)."""
+        self.sweep_deleted_collections()
+
+    def sweep_deleted_collections(self) -> None:
+        if not self._root.is_dir():
+            return
+        folders = [p for p in self._root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        existing: set[str] = set()
+        with self._db.reading() as session:
+            for start in range(0, len(folders), IN_CHUNK):
+                names = [p.name for p in folders[start : start + IN_CHUNK]]
+                existing.update(
+                    session.scalars(select(Collection.id).where(Collection.id.in_(names)))
+                )
+        # A collection's folder is made only after its row exists: none is mistaken for gone.
+        self._remove({p for p in folders if p.name not in existing})
 
     # -- search (the request path) --------------------------------------------------------
 

@@ -68,8 +68,10 @@ class PostgresGallery(InProcessGallery):
         self._worker: threading.Thread | None = None
 
     def open(self, recipe: str, dimension: int) -> None:
-        """The recipe's HNSW index: what answers until this machine has a snapshot's folder."""
+        """The recipe's HNSW index (what answers until this machine has a snapshot's folder),
+        and this machine's folders of deleted collections removed."""
         self._pgvector.open(recipe, dimension)
+        super().open(recipe, dimension)
 
     def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> BuiltIndex:
         self._pgvector.ensure_index(bounds.recipe, dimension)
