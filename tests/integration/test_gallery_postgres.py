@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from facegate.config import Settings
-from facegate.index import ann
+from facegate.index import ann, reads
 from facegate.index.postgres import PostgresGallery
 from facegate.store.models import Collection
 from facegate.store.snapshot import prune_removals
@@ -170,3 +170,38 @@ def test_an_index_older_than_the_deletion_log_is_not_updated(
     rows, live = _rows(tmp_path / "b" / "index" / names[-1])
     # Built anew: no blank rows, and neither deleted person's (two rows each).
     assert rows == live == PEOPLE + PEOPLE // 10 - 4
+
+
+def test_the_candidates_are_read_by_primary_key_before_any_statistics(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """Right after a bulk load the tables have no statistics: the planner must still look up
+    each candidate's membership and name rather than hash the whole collection (as a plain
+    join did: 7.4 ms at 2 * 10^4 members instead of ~0.1)."""
+    store = stores(tmp_path, PEOPLE)
+    statement = reads.PG_CANDIDATE_ROWS.replace("%s", "'c'", 1).replace("%s", "'{5,17,900}'")
+    with store.database.engine.connect() as connection:
+        analysed = connection.execute(
+            text("SELECT count(*) FROM pg_stats WHERE tablename = 'collection_members'")
+        ).scalar_one()
+        plan = "\n".join(connection.execute(text(f"EXPLAIN {statement}")).scalars())
+    assert analysed == 0
+    assert "Hash" not in plan and "Seq Scan" not in plan
+    assert "pk_collection_members" in plan and "pk_enrollments" in plan, plan
+
+
+def test_a_training_after_a_bulk_load_analyses_the_tables_it_reads(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """The snapshot's join is planned from these statistics (store/db.py): missing, it was a
+    lookup per member through the recipe's index, 13.6 s at 2 * 10^4 members."""
+    store = stores(tmp_path, PEOPLE)
+    store.database.refresh_statistics()
+    with store.database.engine.connect() as connection:
+        analysed = set(
+            connection.execute(
+                text("SELECT tablename FROM pg_stats WHERE attname IN ('collection_id', 'recipe')")
+            ).scalars()
+        )
+    assert analysed == {"collection_members", "embeddings"}
+    assert store.database.refresh_statistics() == []  # nothing changed since

@@ -218,19 +218,19 @@ class InProcessGallery:
         connection = self._db.engine.raw_connection()
         try:
             with contextlib.closing(self._reads.cursor(connection)) as cursor:
-                found, vectors = self._reads.candidates(
+                found = self._reads.candidates(
                     cursor, [int(key) for key in keys], bounds.collection_id, dimension
                 )
-                mine = [i for i, (_, recipe) in enumerate(found) if recipe == bounds.recipe]
+                mine = [i for i, recipe in enumerate(found.recipes) if recipe == bounds.recipe]
                 if not mine:
                     return []
-                distances = np.linalg.norm(vectors[mine] - query[np.newaxis, :], axis=1)
+                distances = np.linalg.norm(found.vectors[mine] - query[np.newaxis, :], axis=1)
                 best: dict[str, float] = {}
                 for row, distance in zip(mine, distances, strict=True):
-                    label = found[row][0]
+                    label = found.labels[row]
                     best[label] = min(best.get(label, np.inf), float(distance))
                 ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-                names = self._reads.names(cursor, [label for label, _ in ranked])
+                names = self._reads.names(cursor, found, [label for label, _ in ranked])
         finally:
             connection.close()  # back to the pool
         return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]

@@ -145,6 +145,7 @@ class PostgresGallery(InProcessGallery):
             if name not in self._recorded(collection_id):
                 return  # a newer training replaced the snapshot: its searches ask for theirs
             started = time.monotonic()
+            self._db.refresh_statistics()
             bounds = snapshot.bounds
             built = self._build(bounds, dimension, self._newest_here(bounds), name)
             if built.name is None:

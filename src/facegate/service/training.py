@@ -234,6 +234,7 @@ class Trainer:
         missing. The gallery builds what searching it needs (an approximate index for a large
         collection: the slow part) before anything is written, so the current snapshot answers
         until the new one is recorded in one short transaction."""
+        self._db.refresh_statistics()  # after a bulk load: the snapshot's reads need them
         with self._db.reading() as session:
             collection = session.get(Collection, collection_id)
             if collection is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,15 @@ from facegate.config import Settings
 log = logging.getLogger("facegate.store")
 
 _SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+# The tables a training reads whole. PostgreSQL's planner picks a snapshot's join by their
+# statistics; believing them nearly empty (a bulk load that autovacuum has not analysed yet), it
+# looks up every member's embeddings through the recipe's index: 13.6 s for 2 * 10^4 members
+# instead of 21 ms, minutes at 10^6. Analysed when never analysed, or when more than STALE_SHARE
+# of a table's rows (and at least STALE_ROWS) changed since its statistics were taken.
+SNAPSHOT_TABLES = ("embeddings", "collection_members", "enrollments")
+STALE_SHARE = 0.2
+STALE_ROWS = 1000
 
 
 class Database:
@@ -76,6 +86,36 @@ class Database:
             ).one()
         if busy:
             log.warning("the write-ahead log could not be truncated after a delete (busy)")
+
+    def refresh_statistics(self) -> list[str]:
+        """On PostgreSQL, ANALYZE those of ``SNAPSHOT_TABLES`` whose statistics are stale;
+        the tables analysed (none on SQLite, whose statements fix their own join order)."""
+        if self.engine.dialect.name != "postgresql":
+            return []
+        started = time.monotonic()
+        with self.engine.begin() as connection:
+            stale = list(
+                connection.execute(
+                    text(
+                        # reltuples < 0: never analysed nor vacuumed (the change counters
+                        # of a load that just ended may still be on their way).
+                        "SELECT c.relname FROM pg_class AS c "
+                        "JOIN pg_stat_user_tables AS s ON s.relid = c.oid "
+                        "WHERE s.schemaname = current_schema() AND c.relname = ANY(:tables) "
+                        "AND (c.reltuples < 0 OR (s.n_mod_since_analyze >= :rows "
+                        "AND s.n_mod_since_analyze > :share * s.n_live_tup)) ORDER BY c.relname"
+                    ),
+                    {"tables": list(SNAPSHOT_TABLES), "rows": STALE_ROWS, "share": STALE_SHARE},
+                ).scalars()
+            )
+            for table in stale:
+                # A name from SNAPSHOT_TABLES, not from a request. ANALYZE reads a sample and
+                # blocks neither readers nor writers.
+                connection.execute(text(f"ANALYZE {table}"))
+        if stale:
+            seconds = round(time.monotonic() - started, 2)
+            log.info("table statistics refreshed", extra={"tables": stale, "seconds": seconds})
+        return stale
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
