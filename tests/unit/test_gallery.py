@@ -3,6 +3,7 @@ deletions masked at once, additions and deletions folded in by the next training
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -563,3 +564,19 @@ def test_start_up_removes_the_index_folders_of_deleted_collections(tmp_path: Pat
     store.gallery.open(RECIPE, DIM)
     assert sorted(p.name for p in root.iterdir()) == [".build.lock", "c"]
     assert (root / name / ann.INDEX_FILE).is_file()
+
+
+def test_start_up_removes_builds_abandoned_half_written(tmp_path: Path) -> None:
+    """A staging folder nothing wrote to for an hour was left by a build cut short; a recent
+    one may be another process's build in progress."""
+    store = Store(tmp_path, 1000, limit=500)
+    collection = tmp_path / "index" / "c"
+    abandoned, building = collection / ".x.1.partial", collection / ".y.2.partial"
+    for folder in (abandoned, building):
+        folder.mkdir(parents=True)
+        (folder / ann.VECTORS_FILE).write_bytes(b"rows")
+    hour_ago = time.time() - ann.ABANDONED_AFTER_S - 60
+    for path in (abandoned / ann.VECTORS_FILE, abandoned):
+        os.utime(path, (hour_ago, hour_ago))
+    store.gallery.open(RECIPE, DIM)
+    assert not abandoned.exists() and building.is_dir()

@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +46,17 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AnnIndex", "Counts", "ViewCache", "build", "fits", "load", "read_meta", "update"]
+__all__ = [
+    "AnnIndex",
+    "Counts",
+    "ViewCache",
+    "abandoned_staging",
+    "build",
+    "fits",
+    "load",
+    "read_meta",
+    "update",
+]
 
 INDEX_FILE = "ivf.faiss"
 KEYS_FILE = "keys.npy"
@@ -55,6 +66,10 @@ META_FILE = "meta.json"
 # Written by every build and update; fsynced before the folder is renamed into place.
 FILES = (KEYS_FILE, LABELS_FILE, VECTORS_FILE, META_FILE, INDEX_FILE)
 REMOVED = -1  # the key of a row an update removed (its vector is zeroed: gone from the file)
+# A folder being written is named ".NAME.PID.partial" beside where it goes; one left untouched
+# this long was abandoned (see abandoned_staging).
+PARTIAL_SUFFIX = ".partial"
+ABANDONED_AFTER_S = 3600.0
 
 # Lists of the coarse partition: about one per 500 vectors, at most 2,048. On this data a
 # search must visit a good share of the lists whatever their number, and finer lists lose less
@@ -259,7 +274,7 @@ class _Staging:
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
-        self._partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+        self._partial = folder.with_name(f".{folder.name}.{os.getpid()}{PARTIAL_SUFFIX}")
 
     def __enter__(self) -> Path:
         self._partial.mkdir(parents=True)
@@ -274,6 +289,25 @@ class _Staging:
                 self._partial.rename(self._folder)
         finally:
             shutil.rmtree(self._partial, ignore_errors=True)
+
+
+def abandoned_staging(root: Path, *, now: float | None = None) -> set[Path]:
+    """Staging folders under ``root`` (one level of collections down) that nothing has written
+    to for ``ABANDONED_AFTER_S``: a build cut short (the process killed, a catch-up thread
+    ended with its process). A build in progress writes its rows as they come and its files at
+    the end; none of its steps at 10^6 takes more than a minute."""
+    now = time.time() if now is None else now
+    found = set()
+    for partial in root.glob(f"*/.*{PARTIAL_SUFFIX}"):
+        try:
+            touched = max(
+                [partial.stat().st_mtime, *(f.stat().st_mtime for f in partial.iterdir())]
+            )
+        except FileNotFoundError:
+            continue  # finished or removed meanwhile
+        if now - touched > ABANDONED_AFTER_S:
+            found.add(partial)
+    return found
 
 
 def load(folder: Path) -> AnnIndex:

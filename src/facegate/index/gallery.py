@@ -88,8 +88,10 @@ class InProcessGallery:
     def open(self, recipe: str, dimension: int) -> None:
         """At start-up: index files are made by training and opened on first use; the folders
         of collections that no longer exist are removed (deleted while this process was down,
-        or, on PostgreSQL, by another machine, whose deletion removes its own folders only)."""
+        or, on PostgreSQL, by another machine, whose deletion removes its own folders only),
+        and so are builds abandoned half-written."""
         self.sweep_deleted_collections()
+        self._remove(ann.abandoned_staging(self._root))
 
     def sweep_deleted_collections(self) -> None:
         if not self._root.is_dir():

@@ -10,7 +10,7 @@ fast-scan codes, built at train time, its candidates re-read from the store) fou
 - below ``settings.exact_search_limit`` embeddings: exactly, in process, as on SQLite (its rows
   read once per snapshot version);
 - above it, with the snapshot's index folder in this machine's data folder: through it, its
-  candidates re-read from PostgreSQL (one statement for the rows, one for the names);
+  candidates re-read from PostgreSQL (one statement: rows, memberships and names);
 - above it, without that folder (another machine trained the snapshot, or this one just
   started): with pgvector in the database — one SQL statement, the HNSW index — while a
   background thread builds the folder here from the store, starting from this machine's
@@ -115,7 +115,7 @@ class PostgresGallery(InProcessGallery):
             )
             if self._worker is None:
                 # A daemon thread: a build is not worth delaying a shutdown for (one cut short
-                # leaves a dot-named staging folder, which nothing reads).
+                # leaves a dot-named staging folder, removed at a later start-up).
                 self._worker = threading.Thread(
                     target=self._drain, name="facegate-index-catch-up", daemon=True
                 )

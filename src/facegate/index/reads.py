@@ -1,7 +1,8 @@
 """What the in-process gallery reads from the store on the DB-API cursor, one class per backend.
 
-The request path re-reads a search's best few candidates and the names of the answers; training
-reads the vectors of the rows it adds to an index, and what changed since the previous index.
+The request path re-reads a search's best few candidates and the names of the answers (on
+PostgreSQL in the same statement); training reads the vectors of the rows it adds to an index,
+and what changed since the previous index.
 Through SQLAlchemy (pool checkout, expanding IN, result rows, blob conversion) these cost ~0.5 ms
 more per search and ~5 s more per build of 10^6 rows, so they run on the driver's cursor, with
 SQL written for each backend: SQLite takes ``?`` parameters, a limited number of them (ids go in
