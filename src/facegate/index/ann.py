@@ -291,12 +291,12 @@ class _Staging:
             shutil.rmtree(self._partial, ignore_errors=True)
 
 
-def abandoned_staging(root: Path, *, now: float | None = None) -> set[Path]:
+def abandoned_staging(root: Path) -> set[Path]:
     """Staging folders under ``root`` (one level of collections down) that nothing has written
     to for ``ABANDONED_AFTER_S``: a build cut short (the process killed, a catch-up thread
     ended with its process). A build in progress writes its rows as they come and its files at
     the end; none of its steps at 10^6 takes more than a minute."""
-    now = time.time() if now is None else now
+    now = time.time()
     found = set()
     for partial in root.glob(f"*/.*{PARTIAL_SUFFIX}"):
         try:

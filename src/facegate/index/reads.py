@@ -169,9 +169,9 @@ class SqliteReads:
 # The candidates drive the statement whatever the planner's statistics say: the membership is a
 # LATERAL lookup by primary key per row (its LIMIT keeps it from becoming a join), the name a
 # subquery by primary key. As a plain join, before the members' table was analysed (after a bulk
-# load), PostgreSQL hashed every membership of the collection: 7.4 ms at 2 * 10^4 members, where
-# this takes ~0.1 ms. Names come with the rows: a lookup in the server costs less than the
-# second round trip.
+# load), PostgreSQL hashed every membership of the collection: at 2 * 10^4 members that statement
+# took 7.4 ms and a search 9.5 ms p50, 2.4 ms with this one. Names come with the rows: a lookup
+# in the server costs less than a second round trip.
 PG_CANDIDATE_ROWS = (
     "SELECT e.enrollment_id, e.vector, e.recipe, "
     "(SELECT n.name FROM enrollments AS n WHERE n.id = e.enrollment_id) "
