@@ -325,3 +325,39 @@ def test_a_sweep_passes_over_rows_another_process_has_locked(
         assert row.trained_revision == row.revision and row.snapshot_version == 1
     finally:
         trainer.shutdown()
+
+
+def _backend_pid(connection: Any) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def test_a_read_connection_holds_no_transaction_between_uses(
+    databases: Callable[[], Database],
+) -> None:
+    """Neither rolled back nor pinged when pooled (store/db.py `read_raw`): it must be in
+    autocommit, or every pooled connection would sit idle in a transaction, holding back
+    VACUUM."""
+    database = databases()
+    pid = database.read_raw(_backend_pid)
+    with database.engine.connect() as connection:
+        state = connection.execute(
+            text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar_one()
+    assert state == "idle"
+
+
+def test_a_read_connection_the_server_dropped_is_replaced(
+    databases: Callable[[], Database],
+) -> None:
+    """No ping on checkout: a connection the server ended (a restart, an idle timeout) fails
+    on use, and the read runs again on a new one instead of failing the request."""
+    database = databases()
+    dropped = database.read_raw(_backend_pid)
+    with database.engine.connect() as connection:
+        ended = connection.execute(
+            text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}
+        ).scalar_one()
+    assert ended
+    assert database.read_raw(_backend_pid) != dropped

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -217,24 +218,33 @@ class InProcessGallery:
         """The candidates still in the snapshot, by exact distance, best per enrollment."""
         if not len(keys):
             return []
-        connection = self._db.engine.raw_connection()
-        try:
-            with contextlib.closing(self._reads.cursor(connection)) as cursor:
-                found = self._reads.candidates(
-                    cursor, [int(key) for key in keys], bounds.collection_id, dimension
-                )
-                mine = [i for i, recipe in enumerate(found.recipes) if recipe == bounds.recipe]
-                if not mine:
-                    return []
-                distances = np.linalg.norm(found.vectors[mine] - query[np.newaxis, :], axis=1)
-                best: dict[str, float] = {}
-                for row, distance in zip(mine, distances, strict=True):
-                    label = found.labels[row]
-                    best[label] = min(best.get(label, np.inf), float(distance))
-                ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-                names = self._reads.names(cursor, found, [label for label, _ in ranked])
-        finally:
-            connection.close()  # back to the pool
+        return self._db.read_raw(
+            lambda connection: self._rank_on(connection, bounds, dimension, query, keys, k)
+        )
+
+    def _rank_on(
+        self,
+        connection: Any,
+        bounds: SnapshotBounds,
+        dimension: int,
+        query: NDArray[np.float32],
+        keys: NDArray[np.int64],
+        k: int,
+    ) -> list[GalleryHit]:
+        with contextlib.closing(self._reads.cursor(connection)) as cursor:
+            found = self._reads.candidates(
+                cursor, [int(key) for key in keys], bounds.collection_id, dimension
+            )
+            mine = [i for i, recipe in enumerate(found.recipes) if recipe == bounds.recipe]
+            if not mine:
+                return []
+            distances = np.linalg.norm(found.vectors[mine] - query[np.newaxis, :], axis=1)
+            best: dict[str, float] = {}
+            for row, distance in zip(mine, distances, strict=True):
+                label = found.labels[row]
+                best[label] = min(best.get(label, np.inf), float(distance))
+            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
+            names = self._reads.names(cursor, found, [label for label, _ in ranked])
         return [GalleryHit(label, names.get(label), distance) for label, distance in ranked]
 
     # -- build (training, off the request path) --------------------------------------------

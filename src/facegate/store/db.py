@@ -1,4 +1,5 @@
-"""The database handle: one SQLAlchemy engine, transactional sessions, migrations, a ping.
+"""The database handle: one SQLAlchemy engine, transactional sessions, migrations, a ping, and
+on PostgreSQL a second engine for the request path's single read statements.
 
 The data folder is made 0700 on every backend. SQLite files hold embeddings and key digests: the
 files are made 0600 (the ``-wal`` and ``-shm`` files SQLite creates take the main file's mode),
@@ -13,10 +14,10 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -37,12 +38,15 @@ SNAPSHOT_TABLES = ("embeddings", "collection_members", "enrollments")
 STALE_SHARE = 0.2
 STALE_ROWS = 1000
 
+T = TypeVar("T")
+
 
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads_engine = _create_reads_engine(url) or self.engine
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Database:
@@ -117,12 +121,38 @@ class Database:
             log.info("table statistics refreshed", extra={"tables": stale, "seconds": seconds})
         return stale
 
+    def read_raw(self, work: Callable[[Any], T]) -> T:
+        """``work`` on a DB-API connection, for read-only statements that stand alone (a
+        search's re-read of its candidates). On PostgreSQL it comes from a pool of autocommit
+        connections that are neither pinged when taken nor rolled back when returned: one round
+        trip a statement instead of four (ping, BEGIN, the statement, ROLLBACK), 1.93 -> 1.42 ms
+        a search at 2 * 10^4. Without the ping, a connection the server dropped fails on use:
+        it is discarded and ``work`` runs once more on a new one."""
+        engine = self._reads_engine
+        for attempt in (1, 2):
+            connection = engine.raw_connection()
+            try:
+                result = work(connection)
+            except engine.dialect.loaded_dbapi.Error as error:
+                dropped = engine.dialect.is_disconnect(error, connection.dbapi_connection, None)
+                if dropped:
+                    connection.invalidate(error)
+                connection.close()
+                if dropped and attempt == 1:
+                    log.info("a pooled read connection was dropped by the server; reconnecting")
+                    continue
+                raise
+            connection.close()  # back to the pool
+            return result
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._reads_engine.dispose()
 
 
 def _create_engine(url: str) -> Engine:
@@ -133,6 +163,16 @@ def _create_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_reads_engine(url: str) -> Engine | None:
+    """PostgreSQL's engine for ``Database.read_raw``; None on SQLite, whose connections are in
+    process (no round trips to save)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return None
+    return create_engine(
+        url, pool_pre_ping=False, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
