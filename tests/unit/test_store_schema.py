@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -210,3 +212,34 @@ def test_0006_keeps_every_trained_snapshot_as_a_revision(tmp_path: Path) -> None
         )
         assert session.scalar(select(func.max(Embedding.id))) == (highest or 0) + 1
     assert "trained_embeddings" not in inspect(database.engine).get_table_names()
+
+
+def test_driver_rows_are_the_statements_rows_and_bind_plain_values_only(
+    tmp_path: Path,
+) -> None:
+    """The driver's tuples for a training's million-row reads (store/db.py `driver_rows`): the
+    same rows SQLAlchemy returns, and a parameter the driver would convert otherwise than
+    SQLAlchemy (a date) refused instead of silently mis-bound."""
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_sha256, created) "
+                "VALUES ('k', 'key', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO enrollments (id, owner_id, name, created, updated) VALUES "
+                "('a', 'k', 'A', '2026-01-01 00:00:00', '2026-01-01 00:00:00'), "
+                "('b', 'k', 'B', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    statement = select(text("id"), text("name")).select_from(text("enrollments"))
+    wanted = statement.where(text("name = :name").bindparams(name="B"))
+    with database.engine.connect() as connection:
+        expected = [tuple(row) for row in connection.execute(wanted)]
+    assert database.driver_rows(wanted) == expected == [("b", "B")]
+    dated = statement.where(text("created < :at").bindparams(at=datetime.datetime(2027, 1, 1)))
+    with pytest.raises(TypeError, match="integers and strings only"):
+        database.driver_rows(dated)

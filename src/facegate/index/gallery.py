@@ -285,10 +285,9 @@ class InProcessGallery:
                     _meta(bounds),
                 )
                 return self._built(bounds, name, counts, "updated", started)
-        with self._db.engine.connect() as connection:  # Core rows: no ORM loading per row
-            rows = connection.execute(
-                bounds.select(Embedding.id, Embedding.enrollment_id).order_by(Embedding.id)
-            ).all()
+        rows = self._db.driver_rows(
+            bounds.select(Embedding.id, Embedding.enrollment_id).order_by(Embedding.id)
+        )
         if len(rows) < self._exact_limit:
             return BuiltIndex(None)
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Select, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -145,6 +145,30 @@ class Database:
             connection.close()  # back to the pool
             return result
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def driver_rows(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+        """``statement``'s rows as the driver returns them, on ``read_raw``: no SQLAlchemy row
+        objects nor result processing, for reads of 10^6 rows (a snapshot's embedding ids and
+        enrollment ids: 3.9 s as SQLAlchemy rows). Its columns and parameters must be ones the
+        driver converts as SQLAlchemy would (integers, strings)."""
+        compiled = statement.compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        bound = compiled.params
+        if any(not isinstance(value, int | str) for value in bound.values()):
+            raise TypeError(f"driver_rows binds integers and strings only, not {bound!r}")
+        order = compiled.positiontup
+        parameters = bound if order is None else [bound[name] for name in order]
+
+        def rows(connection: Any) -> list[tuple[Any, ...]]:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(str(compiled), parameters)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+
+        return self.read_raw(rows)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
