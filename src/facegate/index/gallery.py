@@ -341,6 +341,8 @@ class InProcessGallery:
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
+        # Opened now, in the background, rather than by the first search of the new snapshot.
+        self._views.preload(self._root / name)
         return BuiltIndex(name, embeddings=counts.live, people=counts.labels)
 
     def _previous(
