@@ -613,7 +613,7 @@ def test_a_preloaded_index_waits_beside_the_one_searches_use(
 def test_searches_asking_at_once_open_a_folder_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Opening reads the faiss codes (35-460 ms at 10^6): the searches that arrive meanwhile
+    """Opening reads the faiss codes (15-460 ms at 10^6): the searches that arrive meanwhile
     wait for that one opening instead of each making their own."""
     folder = _index_folder(tmp_path / "c" / "x", 600)
     real_load = ann.load

@@ -243,3 +243,14 @@ def test_driver_rows_are_the_statements_rows_and_bind_plain_values_only(
     dated = statement.where(text("created < :at").bindparams(at=datetime.datetime(2027, 1, 1)))
     with pytest.raises(TypeError, match="integers and strings only"):
         database.driver_rows(dated)
+
+
+def test_a_raw_read_gives_its_connection_back_whatever_it_raises(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+
+    def fails(connection: object) -> None:
+        raise ValueError("not the database's error")
+
+    with pytest.raises(ValueError, match="not the database's"):
+        database.read_raw(fails)
+    assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -350,10 +350,11 @@ class ViewCache:
 
     A folder's content never changes after it is written (a new snapshot gets a new folder), so
     an opened index never goes stale; opening a collection's new folder drops its old one, whose
-    faiss codes are private memory (~41 MB at 10^6). Opening reads those codes: 35-460 ms at
-    10^6, which a search would wait for. So a folder is opened once however many searches ask
-    for it at the same moment, and a training opens the folder it wrote ahead (``preload``)
-    beside the one searches still use until it records the snapshot."""
+    faiss codes are private memory (~41 MB at 10^6). Opening reads those codes: at 10^6 15-30 ms
+    on a quiet machine with the files cached, up to 460 ms on a busy one, which a search would
+    wait for. So a folder is opened once however many searches ask for it at the same moment,
+    and a training opens the folder it wrote ahead (``preload``), beside the one searches still
+    use until it records the snapshot."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = max(1, capacity)
