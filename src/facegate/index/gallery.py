@@ -24,6 +24,7 @@ recipes only is refused with a 409 that says which recipe it holds and what to d
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
@@ -201,28 +202,16 @@ class InProcessGallery:
         wanted = max(MIN_CANDIDATES, CANDIDATES_PER_LABEL * k)
         while True:
             keys = view.candidates(query, wanted)
-            hits = self._rank(bounds, dimension, query, keys, k)
+            rank = functools.partial(
+                self._rank, bounds=bounds, dimension=dimension, query=query, keys=keys, k=k
+            )
+            hits = self._db.read_raw(rank) if len(keys) else []
             # Enough people found, or every vector of the index was a candidate.
             if len(hits) >= k or wanted >= view.live:
                 return hits
             wanted *= 4
 
     def _rank(
-        self,
-        bounds: SnapshotBounds,
-        dimension: int,
-        query: NDArray[np.float32],
-        keys: NDArray[np.int64],
-        k: int,
-    ) -> list[GalleryHit]:
-        """The candidates still in the snapshot, by exact distance, best per enrollment."""
-        if not len(keys):
-            return []
-        return self._db.read_raw(
-            lambda connection: self._rank_on(connection, bounds, dimension, query, keys, k)
-        )
-
-    def _rank_on(
         self,
         connection: Any,
         bounds: SnapshotBounds,
@@ -231,6 +220,8 @@ class InProcessGallery:
         keys: NDArray[np.int64],
         k: int,
     ) -> list[GalleryHit]:
+        """The candidates still in the snapshot, by exact distance, best per enrollment (on a
+        connection of ``Database.read_raw``)."""
         with contextlib.closing(self._reads.cursor(connection)) as cursor:
             found = self._reads.candidates(
                 cursor, [int(key) for key in keys], bounds.collection_id, dimension
