@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +256,29 @@ def test_a_raw_read_gives_its_connection_back_whatever_it_raises(tmp_path: Path)
     with pytest.raises(ValueError, match="not the database's"):
         database.read_raw(fails)
     assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_two_transactions_that_read_then_write_one_row_both_count(tmp_path: Path) -> None:
+    """A transaction's reads are part of it on SQLite (store/db.py `_sqlite_begin`): left to
+    the driver, both read 0 and both wrote 1, and one update was lost (a collection's training
+    mark, in eval ident)."""
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE counter (n INTEGER)"))
+        session.execute(text("INSERT INTO counter VALUES (0)"))
+    read = threading.Barrier(2, timeout=5)
+
+    def add_one() -> None:
+        with database.transaction() as session:
+            value = session.execute(text("SELECT n FROM counter")).scalar_one()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                read.wait(timeout=0.5)  # unisolated, both have read 0 by now
+            session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+
+    threads = [threading.Thread(target=add_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with database.reading() as session:
+        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 2

@@ -40,12 +40,18 @@ STALE_ROWS = 1000
 
 T = TypeVar("T")
 
+# The execution option that makes a SQLite transaction take the write lock when it begins.
+WRITES = "facegate_writes"
+
 
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _create_engine(url)
+        # Transactions that write begin by taking SQLite's write lock (see _sqlite_begin).
+        self._writer = self.engine.execution_options(**{WRITES: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._reads_engine = _create_reads_engine(url) or self.engine
 
     @classmethod
@@ -63,8 +69,10 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed when the block ends, rolled back entirely if it raises."""
-        with self._sessions() as session, session.begin():
+        """One unit of work: committed when the block ends, rolled back entirely if it raises.
+        On SQLite it holds the write lock from its first statement: what it read is what it
+        writes over."""
+        with self._write_sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -75,7 +83,7 @@ class Database:
     def migrate(self) -> None:
         from facegate.store.migrate import upgrade_to_head
 
-        upgrade_to_head(self.engine)
+        upgrade_to_head(self._writer)
 
     def after_delete(self) -> None:
         """Make a committed delete gone from disk: on SQLite, checkpoint the write-ahead log into
@@ -84,10 +92,13 @@ class Database:
         timeout, the old pages stay in the log until the next checkpoint (logged)."""
         if self.engine.dialect.name != "sqlite":
             return
-        with self.engine.connect() as connection:
-            busy, _frames, _done = connection.exec_driver_sql(
-                "PRAGMA wal_checkpoint(TRUNCATE)"
-            ).one()
+        connection = self.engine.raw_connection()  # outside any transaction, as it must be
+        try:
+            cursor = connection.cursor()
+            busy, _frames, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.close()
+        finally:
+            connection.close()
         if busy:
             log.warning("the write-ahead log could not be truncated after a delete (busy)")
 
@@ -184,6 +195,7 @@ def _create_engine(url: str) -> Engine:
     # Requests run in worker threads; each connection is still used by one thread at a time.
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -198,6 +210,8 @@ def _create_reads_engine(url: str) -> Engine | None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transactions off (_sqlite_begin starts them instead).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         # WAL lets readers run while one writer commits; foreign keys make deletes cascade.
@@ -210,6 +224,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """Each SQLAlchemy transaction on SQLite starts with BEGIN (SQLAlchemy's documented recipe
+    for pysqlite). Left to the driver, a transaction began only at its first write, so what
+    it had read was not part of it: add_enrollment read a collection still marked
+    ``training``, a training's record cleared the mark meanwhile, and the write, finding the
+    mark already set in what it had read, left it cleared. The collection stayed stale with no
+    job queued (eval ident hung in about one run of six). A transaction that writes
+    (``WRITES``) takes the write lock at once (IMMEDIATE), waiting up to the busy timeout;
+    one that only reads holds a snapshot (deferred) and blocks nobody."""
+    writes = connection.get_execution_options().get(WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def _private_folder(folder: Path) -> None:
