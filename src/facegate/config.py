@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     # Seconds between sweeps for expired jobs; 0 disables this process's sweeper (it still runs
     # the jobs it was asked for, and resumes expired ones at start).
     training_sweep_s: float = Field(default=5.0, ge=0.0)
+    # Seconds between polls for collections whose members changed since their snapshot: a
+    # large one's approximate index is brought up to date in the background once its changes
+    # pause, so that the next training only folds in the last few (service/ahead.py). 0: off
+    # (a training then builds what it needs itself, ~25 s at 10^6 on 2 cores).
+    index_ahead_s: float = Field(default=10.0, ge=0.0)
     # Test-only: seconds a job waits, holding and renewing its lease, before it takes the
     # snapshot, so that a test can kill its process mid-job. Never set it in production.
     training_test_delay_s: float = Field(default=0.0, ge=0.0)

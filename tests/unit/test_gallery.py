@@ -263,15 +263,20 @@ def test_a_deletion_is_masked_at_once_and_folded_in_by_the_next_build(tmp_path: 
     assert set(old.keys[removed]) == blanked(old, gone, store)
     assert not new.vectors[removed].any() and new.vectors[~removed].any()
     store.gallery.retire("c", [second, first])
-    files = sorted(p.name for p in (tmp_path / "index" / "c").iterdir())
+    files = index_folders(tmp_path / "index" / "c")
     assert files == sorted(Path(n).name for n in (first, second))
     updated = store.gallery.search(store.snapshot(second), DIM, probes, 3)
     assert not gone & {h.label for hits in updated for h in hits}
     assert _top1(updated, store.exact(probes, 3, without=frozenset(gone))) >= 0.9
     store.gallery.retire("c", [second])
-    assert [p.name for p in (tmp_path / "index" / "c").iterdir()] == [Path(second).name]
+    assert index_folders(tmp_path / "index" / "c") == [Path(second).name]
     store.gallery.retire("c", [])
     assert not (tmp_path / "index" / "c").exists()
+
+
+def index_folders(folder: Path) -> list[str]:
+    """The index folders of a collection's folder, by name (not its dot-named lock file)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 def blanked(index: ann.AnnIndex, gone: set[str], store: Store) -> set[int]:
@@ -415,12 +420,12 @@ def test_training_builds_updates_and_retires_the_index_through_the_service(
         second = session.get_one(Collection, collection).index_name
     assert second is not None and second != first
     folder = services.settings.data_dir / "index" / collection
-    assert {p.name for p in folder.iterdir()} == {Path(first).name, Path(second).name}
+    assert index_folders(folder) == sorted({Path(first).name, Path(second).name})
     # The replaced index, which still holds the deleted face, goes after its grace period.
     assert services.trainer.discard_replaced() == 0
     later = time.monotonic() + PREVIOUS_INDEX_GRACE_S + 1
     assert services.trainer.discard_replaced(now=later) == 1
-    assert {p.name for p in folder.iterdir()} == {Path(second).name}
+    assert index_folders(folder) == [Path(second).name]
     held = ann.load(folder / Path(second).name)
     assert (held.keys == ann.REMOVED).sum() == 1 and not held.vectors[
         held.keys == ann.REMOVED
@@ -630,3 +635,66 @@ def test_searches_asking_at_once_open_a_folder_once(
         found = list(pool.map(views.get, [folder] * 4))
     assert opened == [folder]
     assert all(view is found[0] for view in found)
+
+
+def test_an_index_prepared_ahead_is_where_the_next_training_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """service/ahead.py: between trainings the gallery makes a folder that nothing records,
+    again only when something changed; the first training then updates it, never building."""
+    store = Store(tmp_path, 3000, limit=500)
+    collection = tmp_path / "index" / "c"
+    assert store.gallery.prepare(store.bounds(), DIM) is None  # no earlier one to supersede
+    first = index_folders(collection)
+    assert len(first) == 1
+    assert store.gallery.prepare(store.bounds(), DIM) is None
+    assert index_folders(collection) == first  # nothing changed: nothing written
+    store.enroll("new", _unit(np.random.default_rng(8).normal(size=(1, DIM)).astype(np.float32)))
+    assert store.gallery.prepare(store.bounds(), DIM) == f"c/{first[0]}"
+    second = next(n for n in index_folders(collection) if n != first[0])
+    assert ann.load(collection / second).live == ann.load(collection / first[0]).live + 1
+
+    store.delete({"p00003"})
+
+    def no_build(*_: object) -> ann.Counts:
+        raise AssertionError("the training built anew instead of updating the prepared index")
+
+    monkeypatch.setattr(ann, "build", no_build)
+    trained = store.build()  # the first training: nothing recorded to start from
+    assert trained is not None and Path(trained).name not in (first[0], second)
+    probes = np.concatenate([_probes(store, 20), store.vectors[-1:]])
+    found = store.gallery.search(store.snapshot(trained), DIM, probes, 3)
+    assert found[-1][0].label == "new"
+    assert "p00003" not in {h.label for hits in found for h in hits}
+    assert _top1(found, store.exact(probes, 3, without=frozenset({"p00003"}))) >= 0.9
+
+
+def test_a_below_the_limit_collection_is_not_prepared(tmp_path: Path) -> None:
+    store = Store(tmp_path, 300, limit=500)
+    assert store.gallery.prepare(store.bounds(), DIM) is None
+    assert index_folders(tmp_path / "index" / "c") == []
+
+
+def test_the_trainer_prepares_ahead_once_changes_pause_and_training_retires_it(
+    small_limit_services: Services, faces: Faces
+) -> None:
+    services = small_limit_services
+    tenant: Tenant = services.keys.authenticate(services.keys.create("t").secret)
+    collection = services.collections.create(tenant, "c")
+    for colour in [(r, g, 0) for r in (40, 104, 168, 232) for g in (40, 104, 168, 232)]:
+        services.enrollments.create(tenant, {"img0": faces.png(colour)}, collection_id=collection)
+    folder = services.settings.data_dir / "index" / collection
+    assert services.trainer.poll_ahead() == 0  # first seen: it may still be changing
+    assert services.trainer.poll_ahead() == 1  # unchanged since: due
+    assert services.trainer.poll_ahead() == 0  # handed out once per revision
+    services.trainer.shutdown()  # waits for the queued preparation
+    prepared = index_folders(folder)
+    assert len(prepared) == 1
+    with services.database.reading() as session:
+        row = session.get_one(Collection, collection)
+        assert row.index_name is None and row.trained_revision is None  # nothing recorded
+    assert services.trainer.train(collection)
+    with services.database.reading() as session:
+        recorded = session.get_one(Collection, collection).index_name
+    assert recorded is not None and index_folders(folder) == [Path(recorded).name]
+    assert services.trainer.poll_ahead() == 0  # trained: nothing to prepare

@@ -24,6 +24,7 @@ recipes only is refused with a 409 that says which recipe it holds and what to d
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import logging
@@ -71,6 +72,10 @@ EXACT_MARGIN = 4
 # An update that would change more than this share of the index rebuilds it instead: the coarse
 # partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
+# The lock file in a collection's index folder that the processes of one machine take while
+# they write an index of it: one build at a time, and a training asked while the index is being
+# prepared ahead waits for that and starts from it instead of building a second one.
+LOCK_FILE = ".lock"
 
 
 def recipe_tag(recipe: str) -> str:
@@ -242,25 +247,51 @@ class InProcessGallery:
 
     def build(self, bounds: SnapshotBounds, dimension: int, previous: str | None) -> BuiltIndex:
         """Nothing below the exact limit; else an index folder for ``bounds``, with the
-        snapshot's size counted from it: ``previous`` updated with what changed since its
-        snapshot when it holds this recipe and most of the same rows, built anew otherwise."""
-        return self._build(bounds, dimension, previous, None)
+        snapshot's size counted from it: this machine's newest index of the collection
+        (``previous``, or one prepared since) updated with what changed since its snapshot
+        when it holds this recipe and most of the same rows, built anew otherwise."""
+        with self._collection_lock(bounds.collection_id):
+            return self._build(bounds, dimension, previous, None)
+
+    def prepare(self, bounds: SnapshotBounds, dimension: int) -> str | None:
+        """The next training's start made now (service/ahead.py): an index folder for
+        ``bounds`` that nothing records, unless this machine's newest one holds it already."""
+        with self._collection_lock(bounds.collection_id):
+            newest = self._newest_here(bounds)
+            made = self._build(bounds, dimension, newest, None, ahead=True).name
+        if (
+            newest is None
+            or made in (None, newest)
+            or newest in self._recorded(bounds.collection_id)
+        ):
+            return None
+        return newest  # an earlier prepared index: a training may be starting from it now
 
     def _build(
-        self, bounds: SnapshotBounds, dimension: int, previous: str | None, name: str | None
+        self,
+        bounds: SnapshotBounds,
+        dimension: int,
+        previous: str | None,
+        name: str | None,
+        *,
+        ahead: bool = False,
     ) -> BuiltIndex:
-        """``build``, into the folder ``name`` when given (a fresh name otherwise)."""
+        """``build``, into the folder ``name`` when given (a fresh name otherwise); ``ahead``
+        (``prepare``): nothing is written when ``previous`` holds ``bounds`` already, and the
+        folder is not opened for searches (no snapshot records it)."""
         if not ann.fits(dimension):
             return BuiltIndex(None)
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
-        if previous is not None and not (self._root / previous).is_dir():
-            # Made on another machine (PostgreSQL: each keeps its own folders): start from the
-            # newest one made here instead, if the deletion log still reaches back to it.
-            previous = self._newest_here(bounds)
+        # The newest index made here: the recorded one, one prepared since (``prepare``), or,
+        # when the recorded one was made on another machine (PostgreSQL: each keeps its own
+        # folders), this machine's own, if the deletion log still reaches back to it.
+        previous = self._newest_here(bounds) or previous
         base = self._previous(bounds, previous, tag)
         if base is not None:
             change = self._changes(bounds, base)
+            if ahead and not len(change.removed) and not len(change.added):
+                return BuiltIndex(previous)
             live = base.live - len(change.removed) + len(change.added)
             if live < self._exact_limit:
                 return BuiltIndex(None)
@@ -275,7 +306,7 @@ class InProcessGallery:
                     len(change.added),
                     _meta(bounds),
                 )
-                return self._built(bounds, name, counts, "updated", started)
+                return self._built(bounds, name, counts, "updated", started, ahead)
         rows = self._db.driver_rows(
             bounds.select(Embedding.id, Embedding.enrollment_id).order_by(Embedding.id)
         )
@@ -292,7 +323,7 @@ class InProcessGallery:
             len(ids),
             _meta(bounds),
         )
-        return self._built(bounds, name, counts, "built", started)
+        return self._built(bounds, name, counts, "built", started, ahead)
 
     def _new_name(self, bounds: SnapshotBounds, tag: str) -> str:
         name = f"{bounds.collection_id}/{tag}-{secrets.token_hex(6)}"
@@ -301,19 +332,34 @@ class InProcessGallery:
 
     def _newest_here(self, bounds: SnapshotBounds) -> str | None:
         """The name of the collection's index folder in this data folder made for the latest
-        snapshot at or before ``bounds`` (of its recipe, by this release), if any."""
+        rows at or before ``bounds`` (of its recipe, by this release), if any."""
         folder = self._root / bounds.collection_id
         if not folder.is_dir():
             return None
-        best: tuple[int, str] | None = None
+        best: tuple[int, int, str] | None = None
         for path in folder.glob(f"{recipe_tag(bounds.recipe)}-*"):
             meta = ann.read_meta(path)
             if meta is None:
                 continue  # being retired, or an older release's folder
-            revision = int(meta["revision"])
-            if revision <= bounds.revision and (best is None or revision > best[0]):
-                best = (revision, f"{bounds.collection_id}/{path.name}")
-        return None if best is None else best[1]
+            made_for = (int(meta["revision"]), int(meta["watermark"]))
+            if made_for[0] <= bounds.revision and made_for[1] <= bounds.watermark:
+                found = (*made_for, f"{bounds.collection_id}/{path.name}")
+                best = found if best is None else max(best, found)
+        return None if best is None else best[2]
+
+    @contextlib.contextmanager
+    def _collection_lock(self, collection_id: str) -> Iterator[None]:
+        """The collection's index folders written by one thread of this machine at a time
+        (its processes share the data folder). Never nested: a second open of the file
+        would wait for the first."""
+        folder = self._root / collection_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _built(
         self,
@@ -322,9 +368,10 @@ class InProcessGallery:
         counts: ann.Counts,
         mode: str,
         started: float,
+        ahead: bool,
     ) -> BuiltIndex:
         log.info(
-            "approximate index %s",
+            "approximate index prepared ahead (%s)" if ahead else "approximate index %s",
             mode,
             extra={
                 "collection_id": bounds.collection_id,
@@ -332,8 +379,9 @@ class InProcessGallery:
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
-        # Opened now, in the background, rather than by the first search of the new snapshot.
-        self._views.preload(self._root / name)
+        if not ahead:
+            # Opened now, in the background, rather than by the first search of the snapshot.
+            self._views.preload(self._root / name)
         return BuiltIndex(name, embeddings=counts.live, people=counts.labels)
 
     def _previous(
@@ -432,6 +480,7 @@ class InProcessGallery:
         # Folders being written are dot-named (ann._Staging): another process's build.
         self._remove({p for p in folder.iterdir() if p not in kept and not p.name.startswith(".")})
         if not keep:
+            (folder / LOCK_FILE).unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # not empty: another process wrote meanwhile
                 folder.rmdir()
 

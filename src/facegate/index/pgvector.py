@@ -169,6 +169,10 @@ class PgvectorGallery:
         self.ensure_index(bounds.recipe, dimension)
         return BuiltIndex(None)
 
+    def prepare(self, bounds: SnapshotBounds, dimension: int) -> str | None:
+        """Nothing to make ahead: PostgreSQL keeps the recipe's index up to date itself."""
+        return None
+
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
         """No files: nothing to forget."""
 

@@ -27,13 +27,9 @@ index only proposes candidates, and a deletion is masked at once by the re-read.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,8 +48,6 @@ log = logging.getLogger("facegate.index")
 # A build of this machine's index that failed (or found nothing to build) is tried again for
 # the same snapshot after this long, not on every search.
 RETRY_AFTER_S = 600.0
-# The lock file the processes of one machine take to build an index folder once.
-LOCK_FILE = ".build.lock"
 
 
 class PostgresGallery(InProcessGallery):
@@ -139,7 +133,7 @@ class PostgresGallery(InProcessGallery):
 
     def _build_here(self, name: str, snapshot: TrainedSnapshot, dimension: int) -> None:
         collection_id = snapshot.bounds.collection_id
-        with self._machine_lock():
+        with self._collection_lock(collection_id):
             if (self._root / name / ann.INDEX_FILE).is_file():
                 return  # another process of this machine built it meanwhile
             if name not in self._recorded(collection_id):
@@ -173,18 +167,6 @@ class PostgresGallery(InProcessGallery):
             if meta is None or int(meta.get("revision", -1)) < bounds.revision:
                 older.add(path)
         self._remove(older)
-
-    @contextlib.contextmanager
-    def _machine_lock(self) -> Iterator[None]:
-        """One build at a time on this machine (across its processes: they share the folder)."""
-        self._root.mkdir(parents=True, exist_ok=True)
-        path: Path = self._root / LOCK_FILE
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def wait_for_catch_up(self, timeout_s: float) -> bool:
         """Whether the background builds finished within ``timeout_s`` (benchmarks, tests)."""

@@ -127,6 +127,14 @@ class Gallery(Protocol):
         updated instead of rebuilt."""
         ...
 
+    def prepare(self, bounds: SnapshotBounds, dimension: int) -> str | None:
+        """Between trainings, off the request path, recording nothing: make this machine's
+        index of ``bounds`` now (from its newest one, as ``build`` would), so that the next
+        training starts from it and folds in only what changed since. Returns the earlier
+        prepared index it supersedes, to ``discard`` once no training can still be starting
+        from it (None: none)."""
+        ...
+
     def retire(self, collection_id: str, keep: Sequence[str]) -> None:
         """Forget the collection's indexes other than ``keep`` (after a new one is recorded,
         or with an empty ``keep`` after the collection is deleted)."""

@@ -44,6 +44,7 @@ from facegate.config import Settings
 from facegate.engine.registry import Recipe
 from facegate.errors import Unavailable
 from facegate.priority import lower_priority
+from facegate.service.ahead import AheadSchedule, ahead_candidates
 from facegate.service.common import Tenant, get_owned, utcnow
 from facegate.service.decision import OpenSetPlanner
 from facegate.service.ports import Gallery
@@ -120,6 +121,7 @@ class Trainer:
         # deletion's vectors leave the disk within a grace period of the next training.
         self._replaced: list[tuple[float, str, str]] = []
         self._replaced_lock = threading.Lock()
+        self._ahead = AheadSchedule()
 
     def request(self, tenant: Tenant, collection_id: str) -> str:
         """Mark the collection as training, claim its job and queue it; returns at once.
@@ -245,7 +247,7 @@ class Trainer:
                 collection.index_name,
                 collection.trained_revision,
             )
-            watermark = int(session.scalar(select(func.coalesce(func.max(Embedding.id), 0))) or 0)
+            watermark = _watermark(session)
         bounds = SnapshotBounds(collection_id, revision, watermark, self._recipe.key)
         built = self._gallery.build(bounds, self._recipe.dimension, previous)
         index = built.name
@@ -291,10 +293,7 @@ class Trainer:
         # processes that have it open keep reading their copy until they see the new one).
         self._gallery.retire(collection_id, [name for name in (index, previous) if name])
         if previous is not None and previous != index:
-            with self._replaced_lock:
-                self._replaced.append(
-                    (time.monotonic() + PREVIOUS_INDEX_GRACE_S, collection_id, previous)
-                )
+            self._replace_later(collection_id, previous)
         extra = {
             "collection_id": collection_id,
             "people": plan.people,
@@ -309,6 +308,46 @@ class Trainer:
         else:
             log.info("collection trained", extra=extra)
         return True
+
+    def prepare(self, collection_id: str) -> None:
+        """Have the gallery make the next training's start now (service/ahead.py), as the
+        training would read the collection, recording nothing. Not while a training is
+        pending: that one builds it."""
+        with self._db.reading() as session:
+            collection = session.get(Collection, collection_id)
+            if collection is None or collection.training:
+                return
+            bounds = SnapshotBounds(
+                collection_id, collection.revision, _watermark(session), self._recipe.key
+            )
+        self._db.refresh_statistics()
+        superseded = self._gallery.prepare(bounds, self._recipe.dimension)
+        if superseded is not None:
+            self._replace_later(collection_id, superseded)
+
+    def poll_ahead(self) -> int:
+        """Queue :meth:`prepare` for the collections due (service/ahead.py); how many."""
+        with self._db.reading() as session:
+            rows = session.execute(ahead_candidates()).all()
+        revisions = {collection_id: int(revision) for collection_id, revision in rows}
+        due = self._ahead.due(revisions)
+        for collection_id in due:
+            try:
+                self._executor.submit(self._run_prepare, collection_id)
+            except RuntimeError:
+                return 0  # shutting down
+        return len(due)
+
+    def _run_prepare(self, collection_id: str) -> None:
+        try:
+            self.prepare(collection_id)
+        except Exception:
+            # Nothing is lost: the next training builds what the failed preparation did not.
+            log.exception("preparing an index ahead failed", extra={"collection_id": collection_id})
+
+    def _replace_later(self, collection_id: str, name: str) -> None:
+        with self._replaced_lock:
+            self._replaced.append((time.monotonic() + PREVIOUS_INDEX_GRACE_S, collection_id, name))
 
     def shutdown(self) -> None:
         self._closed = True
@@ -366,17 +405,23 @@ class Trainer:
     def _background_loop(self) -> None:
         heartbeat = self._settings.training_heartbeat_s
         sweep_every = self._settings.training_sweep_s
-        tick = min(heartbeat, sweep_every) if sweep_every > 0 else heartbeat
+        ahead_every = self._settings.index_ahead_s
+        tick = min(heartbeat, *(every for every in (sweep_every, ahead_every) if every > 0))
         next_sweep = time.monotonic() + sweep_every
+        next_ahead = time.monotonic() + ahead_every
         while not self._stopping.wait(tick):
             # A failed round (database briefly unreachable, locked past the busy timeout) is
             # logged and retried next tick: the thread must outlive it.
             try:
                 self.renew()
                 self.discard_replaced()
-                if sweep_every > 0 and time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + sweep_every
+                now = time.monotonic()
+                if sweep_every > 0 and now >= next_sweep:
+                    next_sweep = now + sweep_every
                     self.sweep()
+                if ahead_every > 0 and now >= next_ahead:
+                    next_ahead = now + ahead_every
+                    self.poll_ahead()
             except Exception:
                 log.exception("training lease round failed")
 
@@ -398,6 +443,11 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
         Collection.training_lease_until.is_(None),
         Collection.training_lease_until < now,
     )
+
+
+def _watermark(session: Session) -> int:
+    """The highest embedding id now: a snapshot holds the embeddings up to it."""
+    return int(session.scalar(select(func.coalesce(func.max(Embedding.id), 0))) or 0)
 
 
 def _rowcount(result: Result[Any]) -> int:
