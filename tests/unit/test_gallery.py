@@ -392,19 +392,30 @@ def small_limit_services(settings: Settings, engine: FakeEngine) -> Services:
     return services
 
 
+# 16 faces of distinct colours: 16 people, above small_limit_services's exact limit.
+GRID = [(r, g, 0) for r in (40, 104, 168, 232) for g in (40, 104, 168, 232)]
+
+
+def _enroll_grid(
+    services: Services, tenant: Tenant, collection: str, faces: Faces
+) -> dict[tuple[int, int, int], str]:
+    """Each face of GRID enrolled in ``collection``: its enrollment id by colour."""
+    return {
+        colour: services.enrollments.create(
+            tenant, {"img0": faces.png(colour)}, collection_id=collection
+        )
+        for colour in GRID
+    }
+
+
 def test_training_builds_updates_and_retires_the_index_through_the_service(
     small_limit_services: Services, faces: Faces
 ) -> None:
     services = small_limit_services
     tenant: Tenant = services.keys.authenticate(services.keys.create("t").secret)
     collection = services.collections.create(tenant, "c")
-    people = [(r, g, 0) for r in (40, 104, 168, 232) for g in (40, 104, 168, 232)]
-    ids = {
-        colour: services.enrollments.create(
-            tenant, {"img0": faces.png(colour)}, collection_id=collection
-        )
-        for colour in people
-    }
+    people = GRID
+    ids = _enroll_grid(services, tenant, collection, faces)
     assert services.trainer.train(collection)
     with services.database.reading() as session:
         first = session.get_one(Collection, collection).index_name
@@ -681,8 +692,7 @@ def test_the_trainer_prepares_ahead_once_changes_pause_and_training_retires_it(
     services = small_limit_services
     tenant: Tenant = services.keys.authenticate(services.keys.create("t").secret)
     collection = services.collections.create(tenant, "c")
-    for colour in [(r, g, 0) for r in (40, 104, 168, 232) for g in (40, 104, 168, 232)]:
-        services.enrollments.create(tenant, {"img0": faces.png(colour)}, collection_id=collection)
+    _enroll_grid(services, tenant, collection, faces)
     folder = services.settings.data_dir / "index" / collection
     assert services.trainer.poll_ahead() == 0  # first seen: it may still be changing
     assert services.trainer.poll_ahead() == 1  # unchanged since: due

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from facegate.config import Settings
 from facegate.service.ahead import MAX_WAIT_POLLS, AheadSchedule
 
 
@@ -27,3 +31,10 @@ def test_a_collection_no_longer_a_candidate_starts_afresh() -> None:
     assert schedule.due({"b": 1}) == []  # a was trained (or deleted)
     assert schedule.due({"a": 1}) == []  # a changed again, from nothing: seen once
     assert schedule.due({"a": 1}) == ["a"]
+
+
+def test_the_poll_interval_refuses_what_is_not_a_non_negative_number() -> None:
+    assert Settings(index_ahead_s=0).index_ahead_s == 0  # off
+    for bad in (-1, "soon"):
+        with pytest.raises(ValidationError, match="index_ahead_s"):
+            Settings(index_ahead_s=bad)

@@ -251,7 +251,7 @@ class InProcessGallery:
         (``previous``, or one prepared since) updated with what changed since its snapshot
         when it holds this recipe and most of the same rows, built anew otherwise."""
         with self._collection_lock(bounds.collection_id):
-            return self._build(bounds, dimension, previous, None)
+            return self._build(bounds, dimension, self._newest_here(bounds) or previous, None)
 
     def prepare(self, bounds: SnapshotBounds, dimension: int) -> str | None:
         """The next training's start made now (service/ahead.py): an index folder for
@@ -276,17 +276,16 @@ class InProcessGallery:
         *,
         ahead: bool = False,
     ) -> BuiltIndex:
-        """``build``, into the folder ``name`` when given (a fresh name otherwise); ``ahead``
-        (``prepare``): nothing is written when ``previous`` holds ``bounds`` already, and the
-        folder is not opened for searches (no snapshot records it)."""
+        """``build`` from ``previous`` (this machine's newest index of the collection: the
+        recorded one, one prepared since, or, when the recorded one was made on another
+        machine — PostgreSQL: each keeps its own folders — this machine's own), into the
+        folder ``name`` when given (a fresh name otherwise); ``ahead`` (``prepare``): nothing
+        is written when ``previous`` holds ``bounds`` already, and the folder is not opened
+        for searches (no snapshot records it)."""
         if not ann.fits(dimension):
             return BuiltIndex(None)
         started = time.monotonic()
         tag = recipe_tag(bounds.recipe)
-        # The newest index made here: the recorded one, one prepared since (``prepare``), or,
-        # when the recorded one was made on another machine (PostgreSQL: each keeps its own
-        # folders), this machine's own, if the deletion log still reaches back to it.
-        previous = self._newest_here(bounds) or previous
         base = self._previous(bounds, previous, tag)
         if base is not None:
             change = self._changes(bounds, base)
