@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -188,6 +189,44 @@ def test_the_candidates_are_read_by_primary_key_before_any_statistics(
     assert analysed == 0
     assert "Hash" not in plan and "Seq Scan" not in plan
     assert "pk_collection_members" in plan and "pk_enrollments" in plan, plan
+
+
+def test_the_searches_re_read_is_planned_once_and_still_by_primary_key(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """The read connections take PostgreSQL's generic plan (store/db.py ``_create_reads_engine``:
+    planning for each execution's values cost more than running the re-read). Planned without
+    the values and before any statistics, it must still look each candidate up by primary key."""
+    store = stores(tmp_path, PEOPLE)
+    statement = reads.PG_CANDIDATE_ROWS.replace("%s", "$1", 1).replace("%s", "$2")
+
+    def plan(connection: Any) -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW plan_cache_mode")
+            mode = cursor.fetchone()[0]
+            cursor.execute(f"PREPARE candidates AS {statement}")
+            try:
+                cursor.execute("EXPLAIN EXECUTE candidates('c', '{5,17,900}')")
+                return mode, "\n".join(row[0] for row in cursor.fetchall())
+            finally:
+                cursor.execute("DEALLOCATE candidates")
+
+    mode, generic = store.database.read_raw(plan)
+    assert mode == "force_generic_plan"
+    assert "$1" in generic and "$2" in generic, generic  # planned without the values
+    assert "Hash" not in generic and "Seq Scan" not in generic, generic
+    assert "pk_collection_members" in generic and "pk_enrollments" in generic, generic
+
+
+def test_a_snapshots_one_off_reads_are_planned_for_their_values(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """A training's million-row reads (``driver_rows``) run once: on the main engine, where
+    PostgreSQL plans each statement for its values, not on the read connections."""
+    store = stores(tmp_path, PEOPLE)
+    assert store.database.driver_rows(select(text("current_setting('plan_cache_mode')"))) == [
+        ("auto",)
+    ]
 
 
 def test_a_training_after_a_bulk_load_analyses_the_tables_it_reads(

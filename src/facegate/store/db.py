@@ -156,10 +156,11 @@ class Database:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def driver_rows(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
-        """``statement``'s rows as the driver returns them, on ``read_raw``: no SQLAlchemy row
-        objects nor result processing, for reads of 10^6 rows (a snapshot's embedding ids and
-        enrollment ids: 3.9 s as SQLAlchemy rows). Its columns and parameters must be ones the
-        driver converts as SQLAlchemy would (integers, strings)."""
+        """``statement``'s rows as the driver returns them: no SQLAlchemy row objects nor
+        result processing, for reads of 10^6 rows (a snapshot's embedding ids and enrollment
+        ids: 3.9 s as SQLAlchemy rows). Its columns and parameters must be ones the driver
+        converts as SQLAlchemy would (integers, strings). On the main engine, not
+        ``read_raw``: a statement run once a training is planned for its values."""
         compiled = statement.compile(
             dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
         )
@@ -169,15 +170,16 @@ class Database:
         order = compiled.positiontup
         parameters = bound if order is None else [bound[name] for name in order]
 
-        def rows(connection: Any) -> list[tuple[Any, ...]]:
+        connection = self.engine.raw_connection()
+        try:
             cursor = connection.cursor()
             try:
                 cursor.execute(str(compiled), parameters)
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
-
-        return self.read_raw(rows)
+        finally:
+            connection.close()  # rolled back and back to the pool
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -201,11 +203,22 @@ def _create_engine(url: str) -> Engine:
 
 def _create_reads_engine(url: str) -> Engine | None:
     """PostgreSQL's engine for ``Database.read_raw``; None on SQLite, whose connections are in
-    process (no round trips to save)."""
+    process (no round trips to save).
+
+    Its sessions plan a statement once, not for each execution's values
+    (``plan_cache_mode``): left to choose, PostgreSQL kept planning the search's re-read anew
+    at every execution, prepared or not (by EXPLAIN ANALYZE, planning took longer than
+    running it). The statements run here look rows up by primary key whatever the values
+    (tests/integration/test_gallery_postgres.py); planned once, the re-read took 0.25 ms p50
+    instead of 0.41 at 2 * 10^5 enrollments (tools/plan_cache_ab.py, BENCHMARKS.md)."""
     if make_url(url).get_backend_name() == "sqlite":
         return None
     return create_engine(
-        url, pool_pre_ping=False, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+        url,
+        pool_pre_ping=False,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        connect_args={"options": "-c plan_cache_mode=force_generic_plan"},
     )
 
 
