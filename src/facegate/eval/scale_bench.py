@@ -30,9 +30,12 @@ Figures per size and backend:
 * index build: what the gallery's ``build`` took in that first training (the server's
   "approximate index built" or "updated" log line; 0 when the snapshot is searched
   exactly). HNSW, on PostgreSQL: the recipe's pgvector index made after the load
-  (``gallery.open``; dropped before the load, as an operator would for a bulk load); ANALYZE:
-  what the first training spent refreshing the planner's statistics that the load left stale
-  (0: autovacuum had).
+  (``gallery.open``; dropped before the load, as an operator would for a bulk load); VACUUM:
+  the loaded tables vacuumed after it, as an operator would (without it autovacuum's first
+  pass over the new rows could fall in the search measurements; what autovacuum was doing as
+  they began and ended is in the JSON, ``autovacuum_during_search``); ANALYZE: what the first
+  training spent refreshing the planner's statistics that the load left stale (0: autovacuum
+  had).
 * RSS of each of two server processes on the same store after warm-up and ``WARM_IDENTIFIES``
   (``--warm-identifies``) identifies spread over both (VmRSS and VmHWM from /proc).
 * DB size: SQLite's database, WAL and index files; PostgreSQL's ``pg_database_size``.
@@ -232,6 +235,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ahead_wait_s", "ahead wait s", "{:.1f}"),
     ("index_build_s", "index s", "{:.1f}"),
     ("hnsw_build_s", "HNSW s", "{:.0f}"),
+    ("vacuum_s", "VACUUM s", "{:.0f}"),
     ("analyze_s", "ANALYZE s", "{:.1f}"),
     ("catch_up_s", "catch-up s", "{:.1f}"),
     ("rss_mb", "RSS MB a/b", "{}"),
@@ -607,6 +611,33 @@ def postgres_store(folder: Path, cluster: Any, name: str) -> Store:
     return Store("postgresql", settings, env, size)
 
 
+def vacuum_after_load(database: Database) -> float:
+    """Seconds to VACUUM the loaded tables, as an operator would after a bulk load. Left to
+    autovacuum, the first pass over a million new rows came whenever it came: the HNSW build
+    locks the embeddings out of it, so it often began while the bench measured searches
+    (pg_stat_activity). Statistics are left alone: the training's ANALYZE is measured."""
+    started = time.perf_counter()
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM embeddings, collection_members, enrollments"))
+    return time.perf_counter() - started
+
+
+def autovacuum_running(database: Database) -> list[str]:
+    """What autovacuum's workers are doing in this database now (PostgreSQL; [] on SQLite)."""
+    if database.engine.dialect.name != "postgresql":
+        return []
+    with database.engine.connect() as connection:
+        return [
+            str(query)
+            for query in connection.execute(
+                text(
+                    "SELECT query FROM pg_stat_activity WHERE backend_type = "
+                    "'autovacuum worker' AND datname = current_database()"
+                )
+            ).scalars()
+        ]
+
+
 def drop_hnsw_indexes(database: Database) -> list[str]:
     """HNSW indexes on the embeddings (before a bulk load: built once afterwards, not per row)."""
     with database.engine.begin() as connection:
@@ -756,6 +787,7 @@ def measure(
             row["hnsw_build_s"] = time.perf_counter() - started
             # No ANALYZE here: the training analyses what a bulk load left without statistics
             # (store/db.py refresh_statistics), as it would for an operator.
+            row["vacuum_s"] = vacuum_after_load(database)
         settings_env = {"FACEGATE_RATE_LIMIT_PER_MINUTE": "0", **store.env}
         # One after the other: both would run the (no-op) migrations at once otherwise.
         for name in ("server-a", "server-b"):
@@ -799,6 +831,7 @@ def measure(
         gallery.search(snapshot, data.dimension, queries[:1], 1)  # loads the index
         row["first_search_ms"] = 1000 * (time.perf_counter() - started)
         found: dict[int, list[list[str]]] = {}
+        autovacuum = autovacuum_running(database)
         for k in (1, 10):
             times, answers = [], []
             for query in queries:
@@ -809,6 +842,9 @@ def measure(
             found[k] = answers
             row[f"search_k{k}_p50_ms"] = percentile_ms(times, 50)
             row[f"search_k{k}_p99_ms"] = percentile_ms(times, 99)
+        # What of autovacuum ran as the searches began and ended (PostgreSQL): its pass over a
+        # million rows slows every search while it lasts.
+        row["autovacuum_during_search"] = sorted({*autovacuum, *autovacuum_running(database)})
         exact = exact_top_k(loaded.vectors[:size], queries, 10)
         exact_labels = [[enrollment_id(int(i)) for i in r] for r in exact]
         row["recall_at_1"] = recall_at(found[1], exact_labels, 1)
