@@ -92,6 +92,7 @@ def test_bench_scale_reports_every_figure(tmp_path: Path, monkeypatch: pytest.Mo
         # The probes are real people among synthetic impostors: found by their own image 1.
         assert row["rank1_own_direct"] >= 0.7
         assert isinstance(row["autovacuum_during_search"], list)
+        assert row["search_k1_cold_p50_ms"] > 0 and row["warm_s"] >= 0
         if row["backend"] == "postgresql":
             assert 0.0 <= row["pgvector_recall_at_1"] <= 1.0
             assert row.get("catch_up_built", False) is indexed
