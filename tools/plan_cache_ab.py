@@ -23,17 +23,21 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from facegate.config import Settings
-from facegate.eval.scale_bench import postgres_cluster, postgres_store, write_rows
+from facegate.eval.scale_bench import (
+    insert_collection,
+    postgres_cluster,
+    postgres_store,
+    write_rows,
+)
 from facegate.index.gallery import MIN_CANDIDATES
 from facegate.index.reads import PostgresReads
-from facegate.service.common import new_id, utcnow
 from facegate.service.keys import create_key
 from facegate.store.db import Database
-from facegate.store.models import Collection, Embedding
+from facegate.store.models import Embedding
 
 DIMENSION = 128
 BATCH = 10_000
@@ -43,25 +47,7 @@ MODES = ("auto", "force_generic_plan")
 def load(settings: Settings, database: Database, size: int) -> str:
     """A new collection of ``size`` enrollments; its id."""
     owner = create_key(settings, "plans").key_id
-    collection_id = new_id()
-    now = utcnow()
-    with database.engine.begin() as connection:
-        connection.execute(
-            insert(Collection),
-            [
-                {
-                    "id": collection_id,
-                    "owner_id": owner,
-                    "name": "plans",
-                    "unknowns": False,
-                    "created": now,
-                    "updated": now,
-                    "revision": 1,
-                    "training": False,
-                    "snapshot_version": 0,
-                }
-            ],
-        )
+    collection_id = insert_collection(database, owner, "plans")
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     for start in range(0, size, BATCH):

@@ -443,14 +443,10 @@ def write_rows(
         )
 
 
-def load_store(
-    settings: Settings, database: Database, size: int, data: RealData, seed: int
-) -> Loaded:
-    """Key, collection and ``size`` enrollments (the probes' image 1 among them), plus room for
-    ``EXTRA`` more in the kept vectors."""
+def insert_collection(database: Database, owner_id: str, name: str) -> str:
+    """A new collection at revision 1, never trained; its id."""
     from facegate.service.common import new_id, utcnow
 
-    created = create_key(settings, "scale")
     collection_id = new_id()
     now = utcnow()
     with database.engine.begin() as connection:
@@ -459,8 +455,8 @@ def load_store(
             [
                 {
                     "id": collection_id,
-                    "owner_id": created.key_id,
-                    "name": f"scale-{size}",
+                    "owner_id": owner_id,
+                    "name": name,
                     "unknowns": False,
                     "created": now,
                     "updated": now,
@@ -470,6 +466,17 @@ def load_store(
                 }
             ],
         )
+    return collection_id
+
+
+def load_store(
+    settings: Settings, database: Database, size: int, data: RealData, seed: int
+) -> Loaded:
+    """Key, collection and ``size`` enrollments (the probes' image 1 among them), plus room for
+    ``EXTRA`` more in the kept vectors."""
+
+    created = create_key(settings, "scale")
+    collection_id = insert_collection(database, created.key_id, f"scale-{size}")
     rng = np.random.default_rng(seed)
     probes = data.probes[: min(len(data.probes), size)]
     rows = rng.choice(size, size=len(probes), replace=False)

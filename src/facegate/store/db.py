@@ -206,11 +206,12 @@ def _create_reads_engine(url: str) -> Engine | None:
     process (no round trips to save).
 
     Its sessions plan a statement once, not for each execution's values
-    (``plan_cache_mode``): left to choose, PostgreSQL kept planning the search's re-read anew
-    at every execution, prepared or not (by EXPLAIN ANALYZE, planning took longer than
-    running it). The statements run here look rows up by primary key whatever the values
-    (tests/integration/test_gallery_postgres.py); planned once, the re-read took 0.25 ms p50
-    instead of 0.41 at 2 * 10^5 enrollments (tools/plan_cache_ab.py, BENCHMARKS.md)."""
+    (``plan_cache_mode``): left to choose, PostgreSQL went on planning the search's re-read
+    for each execution's values even once psycopg had prepared it. The statements run here
+    look rows up by primary key whatever the values (tests/integration/test_gallery_postgres.py);
+    planned once, the re-read took 0.25 ms p50 instead of 0.41 at 2 * 10^5 enrollments and
+    0.29 instead of 0.46 at 10^6, with the pages in memory (tools/plan_cache_ab.py,
+    BENCHMARKS.md)."""
     if make_url(url).get_backend_name() == "sqlite":
         return None
     return create_engine(
