@@ -871,23 +871,13 @@ def measure(
         gallery.search(snapshot, data.dimension, queries[:1], 1)  # loads the index
         row["first_search_ms"] = 1000 * (time.perf_counter() - started)
         # k=1 as the store's files come (cold on PostgreSQL: see read_store_files), then warm.
-        times = []
-        for query in queries:
-            started = time.perf_counter()
-            gallery.search(snapshot, data.dimension, query[None, :], 1)
-            times.append(time.perf_counter() - started)
+        times, _ = timed_searches(gallery, snapshot, data.dimension, queries, 1)
         row["search_k1_cold_p50_ms"] = percentile_ms(times, 50)
         row["warm_s"] = read_store_files(store, database)
         found: dict[int, list[list[str]]] = {}
         autovacuum = autovacuum_running(database)
         for k in (1, 10):
-            times, answers = [], []
-            for query in queries:
-                started = time.perf_counter()
-                hits = gallery.search(snapshot, data.dimension, query[None, :], k)[0]
-                times.append(time.perf_counter() - started)
-                answers.append([h.label for h in hits])
-            found[k] = answers
+            times, found[k] = timed_searches(gallery, snapshot, data.dimension, queries, k)
             row[f"search_k{k}_p50_ms"] = percentile_ms(times, 50)
             row[f"search_k{k}_p99_ms"] = percentile_ms(times, 99)
         # What of autovacuum ran as the searches began and ended (PostgreSQL): its pass over a
@@ -956,6 +946,19 @@ def measure(
         database.dispose()
     print(f"{label} done", flush=True)
     return row
+
+
+def timed_searches(
+    gallery: Any, snapshot: Any, dimension: int, queries: NDArray[np.float32], k: int
+) -> tuple[list[float], list[list[str]]]:
+    """Each query searched alone: the seconds of each, and the labels each answered."""
+    times, answers = [], []
+    for query in queries:
+        started = time.perf_counter()
+        hits = gallery.search(snapshot, dimension, query[None, :], k)[0]
+        times.append(time.perf_counter() - started)
+        answers.append([h.label for h in hits])
+    return times, answers
 
 
 def another_machine(
