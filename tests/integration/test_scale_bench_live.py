@@ -84,6 +84,8 @@ def test_bench_scale_reports_every_figure(tmp_path: Path, monkeypatch: pytest.Mo
             assert 0.0 <= row[key] <= 1.0
         assert row["search_k1_p50_ms"] > 0 and row["search_k10_p50_ms"] > 0
         assert len(row["rss_mb"]) == 2 and all(mb > 0 for mb in row["rss_mb"])
+        # A peak never falls: the one read at the end is at least the one read before.
+        assert all(end >= peak for end, peak in zip(row["hwm_end_mb"], row["hwm_mb"], strict=True))
         assert row["db_mb"] > 0 and row["train_s"] > 0 and row["retrain_s"] > 0
         for window in ("before_delete", "after_delete", "around_retrain"):
             assert row[f"requests_{window}"] > 0, window

@@ -351,6 +351,37 @@ def test_a_row_deleted_while_the_index_is_built_leaves_a_blank_row(tmp_path: Pat
     assert (index.keys == ann.REMOVED).sum() == rows and index.keys[-1] == ann.REMOVED
 
 
+def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vectors file is written and read by offset a chunk at a time (index/ann.py
+    _RowFile): every row lands where the keys say, across chunk edges, in a build fed fewer
+    rows than announced and in an update that removes runs of rows and appends."""
+    monkeypatch.setattr(ann, "ADD_CHUNK", 64)
+    rng = np.random.default_rng(11)
+    vectors = _unit(rng.normal(size=(1200, DIM)).astype(np.float32))
+    ids = np.arange(100, 1300, dtype=np.int64)
+    fed = [(ids[i : i + 100], ids[i : i + 100], vectors[i : i + 100]) for i in range(0, 1100, 100)]
+    first = tmp_path / "first"
+    assert ann.build(first, DIM, fed, 1200, {}) == (1100, 1100)  # 100 rows never came
+    built = ann.load(first)
+    assert (built.vectors[:1100] == vectors[:1100].astype(np.float16)).all()
+    assert not built.vectors[1100:].any() and (built.keys[1100:] == ann.REMOVED).all()
+    assert (built.keys[:1100] == ids[:1100]).all() and (built.labels[:1100] == ids[:1100]).all()
+
+    removed = np.concatenate([ids[60:200], ids[[5, 7, 640]]])  # a run across two chunk edges
+    added = (ids[1100:] + 10_000, ids[1100:], vectors[1100:])
+    ann.update(ann.load(first), tmp_path / "second", removed, [added], 100, {})
+    updated = ann.load(tmp_path / "second")
+    gone = np.isin(updated.keys[:1200], ann.REMOVED)
+    expected = np.concatenate([vectors[:1100], np.zeros((100, DIM)), vectors[1100:]])
+    expected[:1100][np.isin(ids[:1100], removed)] = 0
+    assert (updated.vectors == expected.astype(np.float16)).all()
+    assert gone.sum() == 100 + len(removed) and updated.live == 1100 - len(removed) + 100
+    assert (updated.keys[1200:] == ids[1100:] + 10_000).all()
+    assert (built.vectors[:1100] == vectors[:1100].astype(np.float16)).all()  # left as it was
+
+
 def test_label_numbers_tell_enrollment_ids_apart() -> None:
     ids = [f"s{i:09d}" for i in range(100_000)] + ["é" * 64, "a" * 70, "a" * 71]
     numbers = label_numbers(ids)

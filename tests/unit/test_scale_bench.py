@@ -97,6 +97,7 @@ def test_ids_sort_and_never_start_with_a_dash() -> None:
 def test_table_has_a_column_per_figure_and_dashes_for_missing_ones() -> None:
     row = {key: 1.5 for key, _, _ in COLUMNS}
     row.update(size=1_000_000, backend="sqlite", rss_mb=[812.4, 640.0], hwm_mb=[900.0, 700.0])
+    row.update(hwm_end_mb=[950.0, 710.0])
     partial = {"size": 10_000, "backend": "postgresql", "recall_at_1": float("nan")}
     lines = format_table([row, partial]).splitlines()
     assert len(lines) == 4

@@ -241,6 +241,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("catch_up_s", "catch-up s", "{:.1f}"),
     ("rss_mb", "RSS MB a/b", "{}"),
     ("hwm_mb", "HWM MB a/b", "{}"),
+    ("hwm_end_mb", "HWM end MB a/b", "{}"),
     ("db_mb", "DB MB", "{:,.0f}"),
     ("search_k1_cold_p50_ms", "k1 cold p50", "{:.2f}"),
     ("warm_s", "warm s", "{:.1f}"),
@@ -938,6 +939,10 @@ def measure(
         print(f"  retrained after {EXTRA:,} more in {row['retrain_s']:.1f} s", flush=True)
 
         row.update(deletion_delay(servers, loaded, jpegs))
+        # The peak again, now that both retrains (one under load) have run: an update copies
+        # the previous index's files, which the first peak, after the first training, need
+        # not include.
+        row["hwm_end_mb"] = [_status_mb(s.process.pid, "VmHWM") for s in servers]
     finally:
         for client in clients:
             client.close()

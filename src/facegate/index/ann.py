@@ -124,6 +124,7 @@ class AnnIndex:
     keys: NDArray[np.int64]
     labels: NDArray[np.int64]
     vectors: NDArray[np.float16]
+    folder: Path  # where it was read from: an update copies its vectors file from there
     meta: Meta = field(default_factory=dict)
 
     @property
@@ -158,29 +159,33 @@ def build(folder: Path, dimension: int, batches: Batches, size: int, meta: Meta)
     written to ``folder`` atomically with ``meta``. The float16 rows are written as they come;
     k-means and the codebooks are trained on an evenly spread sample of them, then every row
     is added. Rows the batches fall short of (deleted while they were read) stay blank."""
-    with _Staging(folder) as staging:
-        keys, labels, vectors = _new_arrays(staging, size, dimension)
+    with (
+        _Staging(folder) as staging,
+        _RowFile.create(staging / VECTORS_FILE, size, dimension) as vectors,
+    ):
+        keys, labels = _blank_rows(size), _blank_rows(size)
         row = 0
         for ids, batch_labels, batch in batches:
             keys[row : row + len(ids)] = ids
             labels[row : row + len(ids)] = batch_labels
-            vectors[row : row + len(ids)] = batch
+            vectors.write(row, batch)
             row += len(ids)
-        _blank_from(row, keys, labels, vectors)
-        size = row
-        if size == 0:
+        if row == 0:
             raise RuntimeError("no rows to index")
-        lists = list_count(size)
+        lists = list_count(row)
         index = faiss.index_factory(dimension, f"IVF{lists},PQ{dimension // 2}x4fs")
         # Codes of the vectors themselves, not of their offsets from the list's centroid: one
         # lookup table per search instead of one per visited list (2.5 ms instead of 4.3 at
         # 10^6, the same recall).
         faiss.extract_index_ivf(index).by_residual = False
         faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
-        sample = np.linspace(0, size - 1, min(size, TRAIN_PER_LIST * lists)).astype(np.int64)
-        index.train(vectors[sample].astype(np.float32))
-        _add(index, vectors, np.arange(size, dtype=np.int64))
-        return _write(staging, index, (keys, labels, vectors), meta)
+        sample = np.linspace(0, row - 1, min(row, TRAIN_PER_LIST * lists)).astype(np.int64)
+        index.train(vectors.rows(sample))
+        for start in range(0, row, ADD_CHUNK):
+            stop = min(row, start + ADD_CHUNK)
+            chunk = vectors.read(start, stop).astype(np.float32)
+            index.add_with_ids(chunk, np.arange(start, stop, dtype=np.int64))
+        return _write(staging, index, keys, labels, meta)
 
 
 def update(
@@ -199,58 +204,47 @@ def update(
     index = previous.index
     old_rows = len(previous.keys)
     size = old_rows + added_count
-    with _Staging(folder) as staging:
-        keys, labels, vectors = _new_arrays(staging, size, previous.vectors.shape[1])
+    dimension = previous.vectors.shape[1]
+    with (
+        _Staging(folder) as staging,
+        _RowFile.create(staging / VECTORS_FILE, size, dimension) as vectors,
+    ):
+        vectors.copy(previous.folder / VECTORS_FILE, old_rows)
+        keys, labels = _blank_rows(size), _blank_rows(size)
         keys[:old_rows] = previous.keys
         labels[:old_rows] = previous.labels
-        vectors[:old_rows] = previous.vectors
         gone = np.flatnonzero(np.isin(previous.keys, removed))
         if len(gone):
             index.remove_ids(faiss.IDSelectorBatch(gone.astype(np.int64)))
             keys[gone] = REMOVED
             labels[gone] = REMOVED
-            vectors[gone] = 0
+            vectors.blank(gone)
         row = old_rows
         faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
         for ids, batch_labels, batch in added:
             keys[row : row + len(ids)] = ids
             labels[row : row + len(ids)] = batch_labels
-            vectors[row : row + len(ids)] = batch
+            vectors.write(row, batch)
             index.add_with_ids(batch, np.arange(row, row + len(ids), dtype=np.int64))
             row += len(ids)
-        _blank_from(row, keys, labels, vectors)
-        return _write(staging, index, (keys, labels, vectors), meta)
+        return _write(staging, index, keys, labels, meta)
 
 
-def _new_arrays(
-    staging: Path, size: int, dimension: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float16]]:
-    """The row arrays of a new index, as writable maps of their files (never all in memory)."""
-    keys = np.lib.format.open_memmap(staging / KEYS_FILE, "w+", np.int64, (size,))
-    labels = np.lib.format.open_memmap(staging / LABELS_FILE, "w+", np.int64, (size,))
-    vectors = np.lib.format.open_memmap(staging / VECTORS_FILE, "w+", np.float16, (size, dimension))
-    return keys, labels, vectors
-
-
-def _blank_from(
-    row: int, keys: NDArray[np.int64], labels: NDArray[np.int64], vectors: NDArray[np.float16]
-) -> None:
-    keys[row:] = REMOVED
-    labels[row:] = REMOVED
-    vectors[row:] = 0
+def _blank_rows(size: int) -> NDArray[np.int64]:
+    """Keys or labels of ``size`` rows, all removed until written: in memory (8 bytes a row),
+    saved when the index is complete."""
+    return np.full(size, REMOVED, np.int64)
 
 
 def _write(
     staging: Path,
     index: faiss.Index,
-    arrays: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float16]],
+    keys: NDArray[np.int64],
+    labels: NDArray[np.int64],
     meta: Meta,
 ) -> Counts:
-    keys, labels, _ = arrays
-    # The maps are not flushed (msync): CPython's mmap.flush holds the GIL while the kernel
-    # writes, and at 10^6 rows every request thread of the process stood still for it (64-206
-    # ms a retrain). _Staging fsyncs each file, without the GIL, which on Linux also writes the
-    # pages written through a map: they are the file's own pages in the one page cache.
+    np.save(staging / KEYS_FILE, keys)
+    np.save(staging / LABELS_FILE, labels)
     (staging / META_FILE).write_text(json.dumps(dict(meta), sort_keys=True))
     faiss.write_index(index, str(staging / INDEX_FILE))
     return Counts(int(index.ntotal), _distinct(labels[keys != REMOVED]))
@@ -262,11 +256,92 @@ def _distinct(values: NDArray[np.int64]) -> int:
     return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if len(ordered) else 0
 
 
-def _add(index: faiss.Index, vectors: NDArray[np.float16], rows: NDArray[np.int64]) -> None:
-    """Rows added in chunks: one chunk's float32 copy at a time."""
-    for start in range(0, len(rows), ADD_CHUNK):
-        chunk = rows[start : start + ADD_CHUNK]
-        index.add_with_ids(vectors[chunk].astype(np.float32), chunk)
+class _RowFile:
+    """A new index's float16 vectors: a ``.npy`` file written and read by offset, one chunk
+    at a time, and never mapped by the process that writes it. Every page written or read
+    through a map counts in that process's resident memory until the map goes (the vectors
+    are 256 MB at 10^6 rows): through maps, a build of 10^6 rows raised the process's peak by
+    415 MB and an update of it (1,000 rows removed, 1,000 added) by 540 MB, since it read the
+    previous file and wrote the new one; by offset, 178 and 53 MB (tools/index_memory.py).
+    Nor are maps flushed with msync: CPython's ``mmap.flush`` holds the GIL while the kernel
+    writes, 64-206 ms of every request thread a retrain at 10^6; _Staging fsyncs the file
+    without it. Rows never written read as zeros: the file is created at its full length,
+    sparse."""
+
+    def __init__(self, descriptor: int, offset: int, dimension: int) -> None:
+        self._descriptor = descriptor
+        self._offset = offset  # where the rows begin, after the .npy header
+        self._dimension = dimension
+        self._row_bytes = dimension * np.dtype(np.float16).itemsize
+
+    @classmethod
+    def create(cls, path: Path, rows: int, dimension: int) -> _RowFile:
+        header = {"descr": "<f2", "fortran_order": False, "shape": (rows, dimension)}
+        with path.open("wb") as file:
+            np.lib.format.write_array_header_1_0(file, header)
+            offset = file.tell()
+            file.truncate(offset + rows * dimension * np.dtype(np.float16).itemsize)
+        return cls(os.open(path, os.O_RDWR), offset, dimension)
+
+    def __enter__(self) -> _RowFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self._descriptor)
+
+    def write(self, row: int, vectors: NDArray[np.floating[Any]]) -> None:
+        data = np.ascontiguousarray(vectors, dtype=np.float16).data.cast("B")
+        position = self._offset + row * self._row_bytes
+        while data:
+            written = os.pwrite(self._descriptor, data, position)
+            data, position = data[written:], position + written
+
+    def read(self, start: int, stop: int) -> NDArray[np.float16]:
+        return _read_rows(self._descriptor, self._offset, start, stop, self._dimension)
+
+    def rows(self, wanted: NDArray[np.int64]) -> NDArray[np.float32]:
+        """The ascending rows ``wanted`` as float32, read a chunk at a time."""
+        found = []
+        for start in range(0, int(wanted[-1]) + 1, ADD_CHUNK):
+            stop = start + ADD_CHUNK
+            here = wanted[(wanted >= start) & (wanted < stop)]
+            if len(here):
+                chunk = self.read(start, min(stop, int(here[-1]) + 1))
+                found.append(chunk[here - start].astype(np.float32))
+        return np.concatenate(found)
+
+    def blank(self, rows: NDArray[np.int64]) -> None:
+        """Zeroes the ascending ``rows``: a removed row's vector leaves the file."""
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+        for run in runs:
+            for start in range(int(run[0]), int(run[-1]) + 1, ADD_CHUNK):
+                count = min(ADD_CHUNK, int(run[-1]) + 1 - start)
+                self.write(start, np.zeros((count, self._dimension), np.float16))
+
+    def copy(self, source: Path, rows: int) -> None:
+        """The first ``rows`` rows of another index's vectors file, copied a chunk at a time."""
+        offset = np.load(source, mmap_mode="r").offset  # the header only: no row is mapped
+        descriptor = os.open(source, os.O_RDONLY)
+        try:
+            for start in range(0, rows, ADD_CHUNK):
+                stop = min(rows, start + ADD_CHUNK)
+                self.write(start, _read_rows(descriptor, offset, start, stop, self._dimension))
+        finally:
+            os.close(descriptor)
+
+
+def _read_rows(
+    descriptor: int, offset: int, start: int, stop: int, dimension: int
+) -> NDArray[np.float16]:
+    rows = np.empty((stop - start, dimension), np.float16)
+    into = rows.data.cast("B")
+    position = offset + start * rows.itemsize * dimension
+    while into:
+        read = os.preadv(descriptor, [into], position)
+        if read == 0:
+            raise EOFError(f"an index's vectors file ends before row {stop}")
+        into, position = into[read:], position + read
+    return rows
 
 
 class _Staging:
@@ -324,6 +399,7 @@ def load(folder: Path) -> AnnIndex:
         keys,
         np.full(len(keys), REMOVED, np.int64) if older else _mapped(folder / LABELS_FILE),
         _mapped(folder / VECTORS_FILE),
+        folder,
         {} if older else json.loads((folder / META_FILE).read_text()),
     )
 
