@@ -276,7 +276,8 @@ class _RowFile:
 
     @classmethod
     def create(cls, path: Path, rows: int, dimension: int) -> _RowFile:
-        header = {"descr": "<f2", "fortran_order": False, "shape": (rows, dimension)}
+        descr = np.lib.format.dtype_to_descr(np.dtype(np.float16))
+        header = {"descr": descr, "fortran_order": False, "shape": (rows, dimension)}
         with path.open("wb") as file:
             np.lib.format.write_array_header_1_0(file, header)
             offset = file.tell()
@@ -312,6 +313,8 @@ class _RowFile:
 
     def blank(self, rows: NDArray[np.int64]) -> None:
         """Zeroes the ascending ``rows``: a removed row's vector leaves the file."""
+        if not len(rows):
+            return
         runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
         for run in runs:
             for start in range(int(run[0]), int(run[-1]) + 1, ADD_CHUNK):
@@ -320,14 +323,25 @@ class _RowFile:
 
     def copy(self, source: Path, rows: int) -> None:
         """The first ``rows`` rows of another index's vectors file, copied a chunk at a time."""
-        offset = np.load(source, mmap_mode="r").offset  # the header only: no row is mapped
         descriptor = os.open(source, os.O_RDONLY)
         try:
+            offset = _data_offset(descriptor)
             for start in range(0, rows, ADD_CHUNK):
                 stop = min(rows, start + ADD_CHUNK)
                 self.write(start, _read_rows(descriptor, offset, start, stop, self._dimension))
         finally:
             os.close(descriptor)
+
+
+def _data_offset(descriptor: int) -> int:
+    """Where a ``.npy`` file's data begins: after its magic string and header."""
+    with os.fdopen(os.dup(descriptor), "rb") as file:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(file)
+        else:
+            np.lib.format.read_array_header_2_0(file)
+        return file.tell()
 
 
 def _read_rows(
