@@ -91,7 +91,8 @@ CANDIDATES = 256
 TRAIN_PER_LIST = 40
 # faiss's OpenMP threads while building (0: every core); a search uses the caller's thread only.
 BUILD_THREADS = 0
-# Rows converted to float32 and added to faiss at a time while building: bounds that copy.
+# Rows read, written or converted to float32 at a time while building or updating: bounds each
+# copy (a chunk of float32 rows is 25 MB at 128 dimensions).
 ADD_CHUNK = 50_000
 
 
