@@ -2,6 +2,8 @@
 
     .venv/bin/python tools/ann_choice.py ../shared/facedata [--size N] [--probes P]
 
+(P: at most every LFW person with two images outside DevTrain, 735; the default takes them all.)
+
 Gallery: N unit vectors from eval/scale_bench.py's Gaussian (fitted to real SFace descriptors of
 LFW DevTrain people, cached in the data folder), with the real descriptors of P people outside
 DevTrain (their image 1) placed among them; probes: the same people's image 2. For each
@@ -26,7 +28,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from facegate.eval.scale_bench import real_data
+from facegate.eval.scale_bench import PROBES, real_data
 from facegate.index import ann
 
 Search = Callable[[NDArray[np.float32]], int]  # a probe -> the row it ranks first
@@ -62,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data", type=Path)
     parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=PROBES)
     parser.add_argument("--skip-hnsw", action="store_true", help="its build takes long at 10^6")
     args = parser.parse_args()
     data = real_data(args.data, args.probes, seed=0)

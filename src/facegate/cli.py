@@ -214,7 +214,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _run_bench_scale(args: argparse.Namespace) -> int:
     from facegate.eval.report import reporting
-    from facegate.eval.scale_bench import run_scale_bench
+    from facegate.eval.scale_bench import PROBES, run_scale_bench
 
     settings = Settings()
     _say_data_folder("bench scale", settings, args)
@@ -224,7 +224,7 @@ def _run_bench_scale(args: argparse.Namespace) -> int:
             args.scale_data,
             sizes=args.sizes,
             backends=args.backends,
-            probes=args.probes,
+            probes=PROBES if args.probes is None else args.probes,
             seed=args.seed,
             work=args.work,
             warm_identifies=args.warm_identifies,
@@ -597,7 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
         "from the pgserver package)",
     )
     bench.add_argument(
-        "--probes", type=int, default=200, help="scale: real LFW probes (default: 200)"
+        "--probes",
+        type=int,
+        default=None,
+        help="scale: real LFW probes, at most every person with two images outside DevTrain "
+        "(735; default: all of them)",
     )
     bench.add_argument("--seed", type=int, default=10, help="scale: draws and probe choice")
     bench.add_argument(

@@ -711,6 +711,32 @@ def test_an_index_prepared_ahead_is_where_the_next_training_starts(
     assert _top1(found, store.exact(probes, 3, without=frozenset({"p00003"}))) >= 0.9
 
 
+def test_an_index_holding_the_snapshot_already_is_recorded_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first training after the index was prepared ahead, and a retrain with nothing new,
+    record the folder they start from, neither copying nor building it; one made at an earlier
+    revision is copied with the new one (the removals log is pruned by revision)."""
+    store = Store(tmp_path, 3000, limit=500)
+    store.gallery.prepare(store.bounds(), DIM)
+    (prepared,) = index_folders(tmp_path / "index" / "c")
+
+    def no_write(*_: object) -> ann.Counts:
+        raise AssertionError("an index holding the snapshot was written again")
+
+    monkeypatch.setattr(ann, "build", no_write)
+    monkeypatch.setattr(ann, "update", no_write)
+    first = store.build()  # Store.build checks the counts against the store's
+    assert first == f"c/{prepared}"
+    assert store.build(previous=first) == first
+    monkeypatch.undo()
+    with store.database.transaction() as session:
+        session.get_one(Collection, "c").revision += 1  # as if a member came and went
+    moved = store.build(previous=first)
+    assert moved is not None and moved != first
+    assert ann.load(tmp_path / "index" / moved).meta["revision"] == store.bounds().revision
+
+
 def test_a_below_the_limit_collection_is_not_prepared(tmp_path: Path) -> None:
     store = Store(tmp_path, 300, limit=500)
     assert store.gallery.prepare(store.bounds(), DIM) is None
@@ -737,5 +763,6 @@ def test_the_trainer_prepares_ahead_once_changes_pause_and_training_retires_it(
     assert services.trainer.train(collection)
     with services.database.reading() as session:
         recorded = session.get_one(Collection, collection).index_name
-    assert recorded is not None and index_folders(folder) == [Path(recorded).name]
+    # Nothing changed since it was prepared: the training recorded that folder as it is.
+    assert recorded is not None and index_folders(folder) == prepared == [Path(recorded).name]
     assert services.trainer.poll_ahead() == 0  # trained: nothing to prepare

@@ -113,7 +113,8 @@ def test_bench_scale_command_line(tmp_path: Path) -> None:
         ["bench", "scale", str(tmp_path), "--sizes", "500,3_000", "--backends", "sqlite"]
     )
     assert (args.data_dir_arg, args.scale_data) == ("scale", tmp_path)
-    assert (args.sizes, args.backends, args.probes) == ([500, 3000], ["sqlite"], 200)
+    # No --probes: the bench takes its own default (every probe LFW has).
+    assert (args.sizes, args.backends, args.probes) == ([500, 3000], ["sqlite"], None)
     defaults = parser.parse_args(["bench", "scale", str(tmp_path)])
     assert defaults.sizes == [10_000, 100_000, 1_000_000]
     assert defaults.backends == ["sqlite", "postgresql"]

@@ -249,7 +249,8 @@ class InProcessGallery:
         """Nothing below the exact limit; else an index folder for ``bounds``, with the
         snapshot's size counted from it: this machine's newest index of the collection
         (``previous``, or one prepared since) updated with what changed since its snapshot
-        when it holds this recipe and most of the same rows, built anew otherwise."""
+        when it holds this recipe and most of the same rows (recorded as it is when nothing
+        changed), built anew otherwise."""
         with self._collection_lock(bounds.collection_id):
             return self._build(bounds, dimension, self._newest_here(bounds) or previous, None)
 
@@ -289,11 +290,18 @@ class InProcessGallery:
         base = self._previous(bounds, previous, tag)
         if base is not None:
             change = self._changes(bounds, base)
-            if ahead and not len(change.removed) and not len(change.added):
+            unchanged = not len(change.removed) and not len(change.added)
+            if ahead and unchanged:
                 return BuiltIndex(previous)
             live = base.live - len(change.removed) + len(change.added)
             if live < self._exact_limit:
                 return BuiltIndex(None)
+            if unchanged and previous is not None and int(base.meta["revision"]) == bounds.revision:
+                # It holds the snapshot's rows already (the index prepared ahead of a first
+                # training, or a retrain with nothing new): recorded as it is, where a copy
+                # took 0.8 s of 1.1 at 10^6. Made at an earlier revision, it is copied with
+                # this one instead: the removals log is pruned by the revision it records.
+                return self._built(bounds, previous, base.counts(), "reused", started, ahead)
             blank = len(base.keys) - base.live  # rows removed by earlier updates
             if len(change.removed) + len(change.added) + blank <= REBUILD_SHARE * max(live, 1):
                 name = name or self._new_name(bounds, tag)
