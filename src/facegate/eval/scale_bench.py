@@ -28,8 +28,9 @@ Figures per size and backend:
 * train: ``POST /v1/train`` until the collection's status is ``ready`` (the first training);
   retrain: the same after ``EXTRA`` more enrollments are written the same way (revision 2).
 * index build: what the gallery's ``build`` took in that first training (the server's
-  "approximate index built" or "updated" log line; 0 when the snapshot is searched
-  exactly). HNSW, on PostgreSQL: the recipe's pgvector index made after the load
+  "approximate index built", "updated" or "reused" log line — reused: the index prepared
+  ahead held the snapshot already, so the training recorded it; 0 when the snapshot is
+  searched exactly). HNSW, on PostgreSQL: the recipe's pgvector index made after the load
   (``gallery.open``; dropped before the load, as an operator would for a bulk load); VACUUM:
   the loaded tables vacuumed after it, as an operator would (without it autovacuum's first
   pass over the new rows could fall in the search measurements; what autovacuum was doing as
@@ -844,6 +845,7 @@ def measure(
         row["index_build_s"] = (
             logged_seconds(servers, "approximate index built")
             or logged_seconds(servers, "approximate index updated")
+            or logged_seconds(servers, "approximate index reused")
             or 0.0
         )
         if store.backend == "postgresql":
