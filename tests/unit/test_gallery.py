@@ -730,6 +730,10 @@ def test_an_index_holding_the_snapshot_already_is_recorded_as_it_is(
     assert first == f"c/{prepared}"
     assert store.build(previous=first) == first
     monkeypatch.undo()
+    # PostgreSQL's catch-up: the snapshot, trained on another machine, names the folder.
+    named = f"c/{gallery.recipe_tag(RECIPE)}-elsewhere"
+    assert store.gallery._build(store.bounds(), DIM, first, named).name == named
+    assert ann.load(tmp_path / "index" / named).live == ann.load(tmp_path / "index" / first).live
     with store.database.transaction() as session:
         session.get_one(Collection, "c").revision += 1  # as if a member came and went
     moved = store.build(previous=first)
