@@ -1,8 +1,12 @@
 """Which approximate index for the in-process gallery, on the data the scale bench uses.
 
     .venv/bin/python tools/ann_choice.py ../shared/facedata [--size N] [--probes P]
+    .venv/bin/python tools/ann_choice.py ../shared/facedata --shares 0.3,0.4,0.5 [--dev-probes]
 
-(P: at most every LFW person with two images outside DevTrain, 735; the default takes them all.)
+(P: at most every LFW person with two images outside DevTrain, 735; the default takes them all.
+``--shares``: index/ann.py's index alone, built once and searched visiting each share of its
+lists (``ann.PROBE_SHARE``); ``--dev-probes`` takes the probes from DevTrain instead (945), the
+split that share is chosen on.)
 
 Gallery: N unit vectors from eval/scale_bench.py's Gaussian (fitted to real SFace descriptors of
 LFW DevTrain people, cached in the data folder), with the real descriptors of P people outside
@@ -60,20 +64,62 @@ def hnsw(gallery: NDArray[np.float32]) -> tuple[Search, int]:
     return (lambda q: int(index.search(q[None, :], 1)[1][0][0])), 4 * gallery.shape[1] + 256
 
 
+def share_sweep(
+    gallery: NDArray[np.float32],
+    queries: NDArray[np.float32],
+    truth: NDArray[np.int64],
+    shares: list[float],
+) -> None:
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    search, _ = ivf_fast_scan(gallery)
+    faiss.omp_set_num_threads(1)
+    print("| lists visited | search p50 ms | p99 ms | true nearest first |")
+    print("|---:|---:|---:|---:|")
+    for share in shares:
+        ann.PROBE_SHARE = share
+        times, hits = timed(search, queries, truth)
+        print(
+            f"| {share:.0%} | {np.median(times):.2f} | {np.percentile(times, 99):.2f} | "
+            f"{hits / len(queries):.3f} |"
+        )
+
+
+def timed(
+    search: Search, queries: NDArray[np.float32], truth: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], int]:
+    """Each probe's search time in ms, and how many found their exact nearest first."""
+    times, hits = [], 0
+    for query, nearest in zip(queries, truth, strict=True):
+        started = time.perf_counter()
+        hits += search(query) == nearest
+        times.append(time.perf_counter() - started)
+    return np.asarray(times) * 1000, hits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data", type=Path)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--probes", type=int, default=PROBES)
     parser.add_argument("--skip-hnsw", action="store_true", help="its build takes long at 10^6")
+    parser.add_argument("--shares", type=lambda v: [float(x) for x in v.split(",")])
+    parser.add_argument("--dev-probes", action="store_true")
     args = parser.parse_args()
-    data = real_data(args.data, args.probes, seed=0)
+    data = real_data(args.data, args.probes, seed=0, dev_probes=args.dev_probes)
     gallery = data.model.sampler(1)(args.size)
     at = np.random.default_rng(5).choice(args.size, len(data.probes), replace=False)
     gallery[at] = np.stack([p.enrolled for p in data.probes])
     queries = np.stack([p.query for p in data.probes])
-    truth = np.argmax(queries @ gallery.T, axis=1)  # unit vectors: cosine ranks as L2 does
-    print(f"{args.size:,} vectors, {len(queries)} real probes")
+    # Unit vectors: cosine ranks as L2 does. By blocks of probes: probes x 10^6 floats at once
+    # would be 3 GB.
+    truth = np.concatenate(
+        [np.argmax(block @ gallery.T, axis=1) for block in np.array_split(queries, 10)]
+    )
+    split = "DevTrain" if args.dev_probes else "outside DevTrain"
+    print(f"{args.size:,} vectors, {len(queries)} real probes ({split})")
+    if args.shares:
+        share_sweep(gallery, queries, truth, args.shares)
+        return
     print("| index | build s | bytes/vector | search p50 ms | p99 ms | true nearest first |")
     print("|---|---:|---:|---:|---:|---:|")
     candidates = {
@@ -88,12 +134,7 @@ def main() -> None:
         search, size = make(gallery)
         build = time.perf_counter() - started
         faiss.omp_set_num_threads(1)
-        times, hits = [], 0
-        for query, nearest in zip(queries, truth, strict=True):
-            t = time.perf_counter()
-            hits += search(query) == nearest
-            times.append(time.perf_counter() - t)
-        ms = np.asarray(times) * 1000
+        ms, hits = timed(search, queries, truth)
         print(
             f"| {label} | {build:.1f} | {size} | {np.median(ms):.2f} | "
             f"{np.percentile(ms, 99):.2f} | {hits / len(queries):.3f} |"

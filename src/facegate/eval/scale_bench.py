@@ -314,15 +314,17 @@ class RealData:
     fit_check: dict[str, Any]
 
 
-def real_data(data_dir: Path, probes: int, seed: int) -> RealData:
+def real_data(data_dir: Path, probes: int, seed: int, *, dev_probes: bool = False) -> RealData:
     """The fitted Gaussian (cached), its check against the real impostor cosines, and the
-    probes; descriptors by the project's engine, cached by eval/lfw.py's descriptor cache."""
+    probes; descriptors by the project's engine, cached by eval/lfw.py's descriptor cache.
+    The probes are people outside DevTrain (what the bench reports on), or with
+    ``dev_probes`` DevTrain people (the fit split: what a setting is chosen on)."""
     lfw_dir = _lfw_dir(data_dir)
     counts = people_counts(lfw_dir)
     fit_people = dev_people(lfw_dir, "pairsDevTrain.txt")
     fitted = set(fit_people)
-    outside = sorted(p for p, n in counts.items() if n >= 2 and p not in fitted)
-    chosen = random.Random(seed).sample(outside, min(probes, len(outside)))
+    pool = sorted(p for p, n in counts.items() if n >= 2 and (p in fitted) == dev_probes)
+    chosen = random.Random(seed).sample(pool, min(probes, len(pool)))
     base = Settings()
     settings = engine_settings(base.detector, base.recognizer)
     spec = REGISTRY[settings.recognizer]
