@@ -497,10 +497,11 @@ class ViewCache:
                 self._opening.pop(folder, None)
             return opened
 
-    def preload(self, folder: Path) -> None:
-        """Open ``folder`` before any search asks for it (a snapshot about to be recorded); the
-        collection's current view stays in use until a search asks for this one."""
-        opened = load(folder)
+    def preload(self, folder: Path, opened: AnnIndex | None = None) -> None:
+        """Open ``folder`` before any search asks for it (a snapshot about to be recorded), or
+        keep ``opened``, the caller's unedited copy of it; the collection's current view stays
+        in use until a search asks for this one."""
+        opened = load(folder) if opened is None else opened
         with self._lock:
             self._keep(self._ahead, folder, opened)
 

@@ -304,7 +304,9 @@ class InProcessGallery:
                 # this one instead: the removals log is pruned by the revision it records.
                 # A folder the snapshot already names (another machine trained it) is written
                 # under that name.
-                return self._built(bounds, previous, base.counts(), "reused", started, ahead)
+                return self._built(
+                    bounds, previous, base.counts(), "reused", started, ahead, opened=base
+                )
             blank = len(base.keys) - base.live  # rows removed by earlier updates
             if len(change.removed) + len(change.added) + blank <= REBUILD_SHARE * max(live, 1):
                 name = name or self._new_name(bounds, tag)
@@ -379,6 +381,7 @@ class InProcessGallery:
         mode: str,
         started: float,
         ahead: bool,
+        opened: ann.AnnIndex | None = None,
     ) -> BuiltIndex:
         log.info(
             "approximate index prepared ahead (%s)" if ahead else "approximate index %s",
@@ -390,8 +393,9 @@ class InProcessGallery:
             },
         )
         if not ahead:
-            # Opened now, in the background, rather than by the first search of the snapshot.
-            self._views.preload(self._root / name)
+            # Opened now, in the background, rather than by the first search of the snapshot
+            # (the folder as this build already read it, when it recorded one as it was).
+            self._views.preload(self._root / name, opened)
         return BuiltIndex(name, embeddings=counts.live, people=counts.labels)
 
     def _previous(
