@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 
 from facegate.eval.scale_bench import (
     PROBES,
+    RealData,
     Store,
     drop_hnsw_indexes,
     load_store,
@@ -46,7 +47,7 @@ from facegate.eval.scale_bench import (
 )
 from facegate.index import ann
 from facegate.index.gallery import MIN_CANDIDATES, InProcessGallery
-from facegate.index.reads import reads_for
+from facegate.index.reads import StoreReads, reads_for
 from facegate.service.ports import TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.models import Collection, Embedding
@@ -65,7 +66,7 @@ def store_for(backend: str, root: Path) -> Iterator[Store]:
         yield postgres_store(root / "postgresql", cluster, "reread")
 
 
-def measure(store: Store, size: int, rounds: int, data: Any) -> None:
+def measure(store: Store, size: int, rounds: int, data: RealData) -> None:
     database = Database.from_settings(store.settings)
     try:
         if store.backend == "postgresql":
@@ -81,7 +82,7 @@ def measure(store: Store, size: int, rounds: int, data: Any) -> None:
         built = gallery.build(bounds, data.dimension, None)
         assert built.name is not None, "below the exact search limit: no index to scan"
         snapshot = TrainedSnapshot(bounds, 1, built.name, built.embeddings)
-        view = ann.load(store.settings.data_dir / "index" / built.name)
+        view = ann.load(store.settings.index_dir / built.name)
         reads = reads_for(database.engine.dialect.name)
         queries = np.stack([p.query for p in data.probes if p.person in loaded.probe_rows])
         gallery.search(snapshot, data.dimension, queries[:1], 1)  # opens the index
@@ -115,7 +116,7 @@ def _round(
     gallery: InProcessGallery,
     snapshot: TrainedSnapshot,
     view: ann.AnnIndex,
-    reads: Any,
+    reads: StoreReads,
     queries: NDArray[np.float32],
     dimension: int,
 ) -> dict[str, list[float]]:

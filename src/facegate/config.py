@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def index_dir(self) -> Path:
+        """Where this machine keeps its approximate indexes, a folder per collection."""
+        return self.data_dir / "index"
+
     # API
     # Largest accepted request body; 0 derives it from the image limits (ten base64 images).
     max_request_bytes: int = 0

@@ -649,7 +649,7 @@ def read_store_files(store: Store, database: Database) -> float:
                 text("SELECT oid FROM pg_database WHERE datname = current_database()")
             ).scalar_one()
         files = list((Path(root) / "base" / str(oid)).iterdir())
-    files += list((store.settings.data_dir / "index").rglob("*"))
+    files += list(store.settings.index_dir.rglob("*"))
     for path in files:
         if path.is_file():
             with path.open("rb") as stream:
@@ -1003,14 +1003,15 @@ def another_machine(
     }
     if snapshot.index is None:
         return row  # searched exactly in process: nothing to build
-    other = PostgresGallery(database, store.settings.model_copy(update={"data_dir": data_dir}))
+    settings = store.settings.model_copy(update={"data_dir": data_dir})
+    other = PostgresGallery(database, settings)
     try:
         started = time.perf_counter()
         other.search(snapshot, dimension, queries[:1], 1)
         if not other.wait_for_catch_up(TRAIN_TIMEOUT_S):
             raise RuntimeError("the other machine's index was not built in time")
         row["catch_up_s"] = time.perf_counter() - started
-        row["catch_up_built"] = (data_dir / "index" / snapshot.index).is_dir()
+        row["catch_up_built"] = (settings.index_dir / snapshot.index).is_dir()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return row

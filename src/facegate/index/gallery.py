@@ -87,7 +87,7 @@ class InProcessGallery:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._db = database
         self._exact_limit = settings.exact_search_limit
-        self._root = settings.data_dir / "index"
+        self._root = settings.index_dir
         self._exact = IndexCache(settings.index_cache_collections)
         self._views = ann.ViewCache(settings.index_cache_collections)
         self._reads = reads_for(database.engine.dialect.name)
