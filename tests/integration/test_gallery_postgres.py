@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select, text
 
@@ -19,7 +20,15 @@ from facegate.index import ann, reads
 from facegate.index.postgres import PostgresGallery
 from facegate.store.models import Collection
 from facegate.store.snapshot import prune_removals
-from tests.unit.test_gallery import DIM, RECIPE, Store, _probes, _top1, index_folders
+from tests.unit.test_gallery import (
+    DIM,
+    RECIPE,
+    Store,
+    _probes,
+    _top1,
+    check_local_rows_answer_as_the_store,
+    index_folders,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +99,30 @@ def test_the_trainers_index_answers_like_exact_search_and_masks_deletions(
     new_rows, new_live = _rows(tmp_path / "index" / updated)
     # Updated from the previous folder (same rows, the deleted ones blanked), not rebuilt.
     assert new_rows == old_rows and new_live < old_live
+
+
+def test_the_local_rows_answer_as_postgresql_would(
+    tmp_path: Path, stores: Callable[[Path, int], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deletion log asked before the scan through libpq's asynchronous API: the answers
+    are those of the re-read, and a deletion is seen by the next search."""
+    check_local_rows_answer_as_the_store(stores(tmp_path, PEOPLE), monkeypatch)
+
+
+def test_a_failed_deletion_check_leaves_the_read_connections_usable(
+    tmp_path: Path, stores: Callable[[Path, int], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = stores(tmp_path, PEOPLE)
+    name = store.build()
+    snapshot = store.snapshot(name, PEOPLE)
+    probes = _probes(store, 12)
+    with monkeypatch.context() as patched:
+        patched.setattr(reads, "PG_REMOVALS", b"SELECT $1::text, $2::int / 0, $3::int")
+        with pytest.raises(psycopg.DatabaseError, match="division by zero"):
+            store.gallery.search(snapshot, DIM, probes[:1], 3)
+    # Every pooled connection idle again: searches after it answer (one connection each).
+    found = [store.gallery.search(snapshot, DIM, probe[None, :], 3)[0] for probe in probes]
+    assert _top1(found, store.exact(probes, 3)) >= 0.9
 
 
 def test_a_small_snapshot_is_searched_exactly_in_process(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from sqlalchemy import TextClause, delete, func, insert, select, text
+from sqlalchemy import TextClause, delete, func, insert, literal, select, text
 from sqlalchemy.dialects import sqlite
 
 from facegate.api.app import create_app
@@ -39,7 +39,7 @@ from facegate.store.models import (
     Enrollment,
     SnapshotRemoval,
 )
-from facegate.store.snapshot import SnapshotBounds, log_removal
+from facegate.store.snapshot import SnapshotBounds, log_removal, prune_removals
 from facegate.store.vectors import to_blob
 
 if TYPE_CHECKING:
@@ -115,6 +115,9 @@ class Store:
                 ],
             )
         self.version = 0
+        # The bounds each index was built for: a snapshot that records it was taken there,
+        # whatever changed since (what the deletion log is read from).
+        self.built_for: dict[str | None, SnapshotBounds] = {}
 
     def bounds(self) -> SnapshotBounds:
         """The collection as it stands: its revision and the highest embedding id."""
@@ -125,12 +128,15 @@ class Store:
 
     def snapshot(self, index: str | None, size: int | None = None) -> TrainedSnapshot:
         self.version += 1
-        return TrainedSnapshot(self.bounds(), self.version, index, size)
+        bounds = self.built_for.get(index) if index is not None else None
+        return TrainedSnapshot(bounds or self.bounds(), self.version, index, size)
 
     def build(self, previous: str | None = None) -> str | None:
-        built = self.gallery.build(self.bounds(), DIM, previous)
+        bounds = self.bounds()
+        built = self.gallery.build(bounds, DIM, previous)
         if built.name is not None:
             assert (built.embeddings, built.people) == self.counted()
+            self.built_for[built.name] = bounds
         return built.name
 
     def counted(self) -> tuple[int, int]:
@@ -274,6 +280,104 @@ def test_a_deletion_is_masked_at_once_and_folded_in_by_the_next_build(tmp_path: 
     assert not (tmp_path / "index" / "c").exists()
 
 
+def _search_ways(
+    store: Store,
+    gallery_: InProcessGallery,
+    snapshot: TrainedSnapshot,
+    probes: NDArray[np.float32],
+    k: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[list[list[GalleryHit]], list[list[GalleryHit]]]:
+    """The search answered from the index's local rows (the store's candidates never read),
+    and re-read from the store (the deletion log made to say nothing)."""
+    read_class = type(reads.reads_for(store.database.engine.dialect.name))
+
+    def no_reread(*_: object) -> None:
+        raise AssertionError("a search with local rows re-read its candidates")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(read_class, "candidates", no_reread)
+        local = gallery_.search(snapshot, DIM, probes, k)
+    with monkeypatch.context() as patched:
+        patched.setattr(reads, "MAX_PENDING_REMOVALS", -1)
+        reread = gallery_.search(snapshot, DIM, probes, k)
+    return local, reread
+
+
+def check_local_rows_answer_as_the_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared with the PostgreSQL suite: the local rows' answers (labels, names, exact
+    distances) are the store's, before and right after a deletion."""
+    name = store.build()
+    assert name is not None
+    view = ann.load(store.settings.index_dir / name)
+    assert view.local is not None
+    probes = _probes(store, 40)
+    snapshot = store.snapshot(name)
+    local, reread = _search_ways(store, store.gallery, snapshot, probes, 5, monkeypatch)
+    assert local == reread and _top1(local, store.exact(probes, 5)) >= 0.9
+    assert all(h.name == h.label.upper() for hits in local for h in hits)
+
+    gone = {hits[0].label for hits in local[:10]}
+    store.delete(gone)  # seen by the next search: the log is asked per search
+    local, reread = _search_ways(store, store.gallery, snapshot, probes, 5, monkeypatch)
+    assert local == reread and not gone & {h.label for hits in local for h in hits}
+    assert _top1(local, store.exact(probes, 5, without=frozenset(gone))) >= 0.9
+
+
+def test_a_search_answers_from_the_local_rows_as_the_store_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check_local_rows_answer_as_the_store(Store(tmp_path, 3000, limit=500), monkeypatch)
+
+
+def test_a_search_re_reads_its_candidates_where_the_deletion_log_cannot_say(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, 3000, limit=500)
+    name = store.build()
+    snapshot = store.snapshot(name)
+    probes = _probes(store, 30)
+    before = store.gallery.search(snapshot, DIM, probes, 3)
+    gone = {hits[0].label for hits in before[:10]}
+    store.delete(gone)
+    # A later training pruned the log past this snapshot's revision (a search that read the
+    # snapshot just before): its removals are gone from the log, the rows from the store.
+    with store.database.transaction() as session:
+        prune_removals(session, "c", store.bounds().revision)
+    after = store.gallery.search(snapshot, DIM, probes, 3)
+    assert not gone & {h.label for hits in after for h in hits}
+    assert _top1(after, store.exact(probes, 3, without=frozenset(gone))) >= 0.9
+    # The collection deleted meanwhile: nothing of it is answered.
+    with store.database.transaction() as session:
+        for table in (SnapshotRemoval, CollectionMember):
+            session.execute(delete(table).where(table.collection_id == "c"))
+        session.execute(delete(Collection).where(Collection.id == "c"))
+    assert store.gallery.search(snapshot, DIM, probes[:2], 3) == [[], []]
+
+
+def test_an_index_without_local_rows_re_reads_and_the_next_training_builds_anew(
+    tmp_path: Path,
+) -> None:
+    """An index folder of the previous release (no local rows) still answers, by re-reading,
+    and is not updated but built anew, with them."""
+    store = Store(tmp_path, 3000, limit=500)
+    first = store.build()
+    assert first is not None
+    for file in (ann.EXACT_FILE, ann.TEXTS_FILE, ann.TEXT_OFFSETS_FILE):
+        (tmp_path / "index" / first / file).unlink()
+    upgraded = InProcessGallery(store.database, store.settings)  # a restarted process
+    probes = _probes(store, 30)
+    found = upgraded.search(store.snapshot(first), DIM, probes, 3)
+    assert _top1(found, store.exact(probes, 3)) >= 0.9
+    assert all(h.name == h.label.upper() for hits in found for h in hits)
+    store.delete({"p00001"})
+    second = upgraded.build(store.bounds(), DIM, first).name
+    assert second is not None and second != first
+    rebuilt = ann.load(tmp_path / "index" / second)
+    # Built from the store (no blank row for the deleted one, as an update would leave).
+    assert rebuilt.local is not None and rebuilt.live == len(rebuilt.keys)
+
+
 def index_folders(folder: Path) -> list[str]:
     """The index folders of a collection's folder, by name (not its dot-named lock file)."""
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
@@ -341,7 +445,12 @@ def test_a_row_deleted_while_the_index_is_built_leaves_a_blank_row(tmp_path: Pat
     counts = ann.build(
         folder,
         DIM,
-        store.gallery._vectors(ids, label_numbers(store.labels), DIM),
+        store.gallery._vectors(
+            ids,
+            label_numbers(store.labels),
+            gallery._RowTexts(store.labels, [label.upper() for label in store.labels]),
+            DIM,
+        ),
         len(ids),
         {},
     )
@@ -349,6 +458,14 @@ def test_a_row_deleted_while_the_index_is_built_leaves_a_blank_row(tmp_path: Pat
     rows = store.labels.count("p00003")  # two: the first tenth have two vectors
     assert counts == (len(ids) - rows, len(set(store.labels)) - 1) and index.live == len(ids) - rows
     assert (index.keys == ann.REMOVED).sum() == rows and index.keys[-1] == ann.REMOVED
+    # The texts of the rows that came line up with them, past the blank one.
+    assert index.local is not None
+    texts = index.local.texts(np.arange(len(ids)))
+    kept = [label for label in store.labels if label != "p00003"]
+    assert [gallery.read_row_text(t) for t in texts[: len(kept)]] == [
+        (label, label.upper()) for label in kept
+    ]
+    assert texts[len(kept) :] == [b""] * rows
 
 
 def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_appends(
@@ -361,16 +478,29 @@ def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_append
     rng = np.random.default_rng(11)
     vectors = _unit(rng.normal(size=(1200, DIM)).astype(np.float32))
     ids = np.arange(100, 1300, dtype=np.int64)
-    fed = [(ids[i : i + 100], ids[i : i + 100], vectors[i : i + 100]) for i in range(0, 1100, 100)]
+    monkeypatch.setattr(ann, "TEXT_CHUNK", 1000)
+    rng = np.random.default_rng(11)
+    vectors = _unit(rng.normal(size=(1200, DIM)).astype(np.float32))
+    ids = np.arange(100, 1300, dtype=np.int64)
+    texts = [f"row {i}".encode() * (1 + i % 3) for i in range(1300)]  # of varied lengths
+    fed = [
+        (ids[i : i + 100], ids[i : i + 100], vectors[i : i + 100], texts[i : i + 100])
+        for i in range(0, 1100, 100)
+    ]
     first = tmp_path / "first"
     assert ann.build(first, DIM, fed, 1200, {}) == (1100, 1100)  # 100 rows never came
     built = ann.load(first)
     assert (built.vectors[:1100] == vectors[:1100].astype(np.float16)).all()
     assert not built.vectors[1100:].any() and (built.keys[1100:] == ann.REMOVED).all()
     assert (built.keys[:1100] == ids[:1100]).all() and (built.labels[:1100] == ids[:1100]).all()
+    assert built.local is not None
+    every = np.arange(1200)
+    assert (built.local.vectors(every[:1100]) == vectors[:1100]).all()  # exact: float32
+    assert not built.local.vectors(every[1100:]).any()
+    assert built.local.texts(every) == texts[:1100] + [b""] * 100
 
     removed = np.concatenate([ids[60:200], ids[[5, 7, 640]]])  # a run across two chunk edges
-    added = (ids[1100:] + 10_000, ids[1100:], vectors[1100:])
+    added = (ids[1100:] + 10_000, ids[1100:], vectors[1100:], texts[1100:1200])
     ann.update(ann.load(first), tmp_path / "second", removed, [added], 100, {})
     updated = ann.load(tmp_path / "second")
     gone = np.isin(updated.keys[:1200], ann.REMOVED)
@@ -380,6 +510,36 @@ def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_append
     assert gone.sum() == 100 + len(removed) and updated.live == 1100 - len(removed) + 100
     assert (updated.keys[1200:] == ids[1100:] + 10_000).all()
     assert (built.vectors[:1100] == vectors[:1100].astype(np.float16)).all()  # left as it was
+    # The local rows likewise: a removed row's vector and text zeroed (gone from the files).
+    assert updated.local is not None
+    assert (updated.local.vectors(np.arange(1300)) == expected.astype(np.float32)).all()
+    expected_texts = texts[:1100] + [b""] * 100 + texts[1100:1200]
+    for row in np.flatnonzero(np.isin(ids[:1100], removed)):
+        expected_texts[row] = bytes(len(texts[row]))
+    assert updated.local.texts(np.arange(1300)) == expected_texts
+    assert built.local.texts(every) == texts[:1100] + [b""] * 100  # left as it was
+
+
+def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
+    tmp_path: Path,
+) -> None:
+    vectors = _unit(np.random.default_rng(5).normal(size=(300, DIM)).astype(np.float32))
+    ids = np.arange(300, dtype=np.int64)
+    ann.build(tmp_path / "plain", DIM, [(ids, ids, vectors)], 300, {})
+    plain = ann.load(tmp_path / "plain")
+    assert plain.local is None and not (tmp_path / "plain" / ann.EXACT_FILE).exists()
+    # Updated, it stays without (texts given for the added rows are not kept).
+    added = (ids[:10] + 300, ids[:10], vectors[:10], [b"x"] * 10)
+    ann.update(plain, tmp_path / "plain2", ids[:5], [added], 10, {})
+    assert ann.load(tmp_path / "plain2").local is None
+    with_texts = (ids[:150], ids[:150], vectors[:150], [b"t"] * 150)
+    without = (ids[150:], ids[150:], vectors[150:])
+    with pytest.raises(ValueError, match="every batch"):
+        ann.build(tmp_path / "mixed", DIM, [with_texts, without], 300, {})
+    ann.build(tmp_path / "local", DIM, [(ids, ids, vectors, [b"t"] * 300)], 300, {})
+    with pytest.raises(ValueError, match="need texts"):
+        ann.update(ann.load(tmp_path / "local"), tmp_path / "local2", ids[:0], [without], 150, {})
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "local2").exists()
 
 
 def test_label_numbers_tell_enrollment_ids_apart() -> None:
@@ -587,12 +747,23 @@ def test_hand_written_statements_search_by_their_indexes(
 def test_a_search_past_sqlites_parameter_limit_reads_its_candidates_in_chunks(
     tmp_path: Path,
 ) -> None:
-    """Most candidates deleted since training: the search widens until it has enough people,
-    past the 32,766 ids one statement may bind."""
+    """Most candidates deleted since training (more than a search applies to the index's
+    local rows itself): the search re-reads its candidates from the store and widens until it
+    has enough people, past the 32,766 ids one statement may bind."""
     store = Store(tmp_path, 40_000, limit=500)
     name = store.build()
     keep = ["p00007", "p39999"]
-    with store.database.transaction() as session:  # no log: the search's mask is the point
+    with store.database.transaction() as session:  # as log_removal does, for 40,000 at once
+        revision = session.get_one(Collection, "c").revision + 1
+        session.get_one(Collection, "c").revision = revision
+        session.execute(
+            insert(SnapshotRemoval).from_select(
+                ["collection_id", "embedding_id", "removed_revision"],
+                select(literal("c"), Embedding.id, literal(revision)).where(
+                    Embedding.enrollment_id.not_in(keep)
+                ),
+            )
+        )
         for table in (Embedding, CollectionMember):
             session.execute(delete(table).where(table.enrollment_id.not_in(keep)))
     probe = store.vectors[store.labels.index("p00007")][np.newaxis, :]

@@ -24,20 +24,35 @@ folder), so a reader never sees it half-written and never needs to check it for 
 - ``meta.json``: what the caller recorded with it (the gallery: the snapshot it was made for,
   from which the next update reads only what changed since).
 
-The index only proposes candidates: the gallery re-reads the best of them from the store (which
-drops deleted rows and gives their exact float32 vectors) and ranks those exactly, so the
-index's quantisation costs recall only, never a wrong distance.
+When the caller gives every row a text (the gallery: its enrollment id and name), the folder
+also holds what a search needs to answer without the store, the *local rows*:
+
+- ``exact.npy``: each row's vector in float32;
+- ``texts.bin`` and ``text_offsets.npy``: each row's text, its bytes from ``offsets[row]`` to
+  ``offsets[row + 1]``.
+
+Both files are read by offset (``pread``), a row at a time, not mapped: a search reads the
+exact vectors and texts of a few candidates only, and through a map each read would pull ~64 KB
+of neighbouring pages into the process's resident memory for good (the kernel's fault-around),
+~0.5 GB at 10^6 after a few thousand searches. A removed row's vector and text are zeroed.
+
+Either way the index only proposes candidates: the caller drops those deleted since (the gallery
+asks the store which) and ranks the rest by exact float32 distances — the local rows' or, where
+the folder has none, the store's — so the index's quantisation costs recall only, never a wrong
+distance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +64,7 @@ from numpy.typing import NDArray
 __all__ = [
     "AnnIndex",
     "Counts",
+    "LocalRows",
     "ViewCache",
     "abandoned_staging",
     "build",
@@ -63,8 +79,10 @@ KEYS_FILE = "keys.npy"
 LABELS_FILE = "labels.npy"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "meta.json"
-# Written by every build and update; fsynced before the folder is renamed into place.
-FILES = (KEYS_FILE, LABELS_FILE, VECTORS_FILE, META_FILE, INDEX_FILE)
+# The local rows, written when every row comes with a text.
+EXACT_FILE = "exact.npy"
+TEXTS_FILE = "texts.bin"
+TEXT_OFFSETS_FILE = "text_offsets.npy"
 REMOVED = -1  # the key of a row an update removed (its vector is zeroed: gone from the file)
 # A folder being written is named ".NAME.PID.partial" beside where it goes; one left untouched
 # this long was abandoned (see abandoned_staging).
@@ -106,6 +124,8 @@ BUILD_THREADS = 0
 # Rows read, written or converted to float32 at a time while building or updating: bounds each
 # copy (a chunk of float32 rows is 25 MB at 128 dimensions).
 ADD_CHUNK = 50_000
+# Bytes of row texts copied or zeroed at a time.
+TEXT_CHUNK = 1 << 22
 
 
 class Counts(NamedTuple):
@@ -116,8 +136,13 @@ class Counts(NamedTuple):
 
 
 Meta = Mapping[str, int | str]
-# What builds and updates read: (embedding ids, labels, vectors) of some rows at a time.
-Batches = Iterable[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]]
+# What builds and updates read: (embedding ids, labels, vectors) of some rows at a time, and
+# optionally a text per row (the local rows).
+Batch = (
+    tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]
+    | tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes]]
+)
+Batches = Iterable[Batch]
 
 
 def fits(dimension: int) -> bool:
@@ -129,9 +154,50 @@ def list_count(size: int) -> int:
     return int(min(MAX_LISTS, max(MIN_LISTS, size // VECTORS_PER_LIST)))
 
 
+class LocalRows:
+    """A folder's exact vectors and row texts, read by offset a row at a time (see the
+    module's docstring: mapped, they would grow every process's resident memory)."""
+
+    def __init__(self, folder: Path, dimension: int) -> None:
+        self._exact = os.open(folder / EXACT_FILE, os.O_RDONLY)
+        try:
+            self._texts = os.open(folder / TEXTS_FILE, os.O_RDONLY)
+        except OSError:
+            os.close(self._exact)
+            raise
+        # Closed with the last reference to the opened index (a cache may drop it any time).
+        weakref.finalize(self, _close_all, self._exact, self._texts)
+        self._exact_offset = _data_offset(self._exact)
+        self._offsets: NDArray[np.int64] = _mapped(folder / TEXT_OFFSETS_FILE)
+        self._dimension = dimension
+
+    def vectors(self, rows: NDArray[np.int64]) -> NDArray[np.float32]:
+        """The float32 vectors of ``rows``, in their order."""
+        found = np.empty((len(rows), self._dimension), np.float32)
+        for place, row in enumerate(rows):
+            _read_into(self._exact, found[place], self._exact_offset + int(row) * found[0].nbytes)
+        return found
+
+    def texts(self, rows: NDArray[np.int64]) -> list[bytes]:
+        """The texts of ``rows``, in their order (empty for a removed row)."""
+        found = []
+        for start, stop in zip(self._offsets[rows], self._offsets[rows + 1], strict=True):
+            text = os.pread(self._texts, int(stop - start), int(start))
+            if len(text) != stop - start:
+                raise EOFError("an index's texts file ends before its offsets do")
+            found.append(text)
+        return found
+
+
+def _close_all(*descriptors: int) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)
+
+
 @dataclass(frozen=True)
 class AnnIndex:
-    """One snapshot's index, opened: the faiss index, the row arrays and the caller's meta."""
+    """One snapshot's index, opened: the faiss index, the row arrays and the caller's meta,
+    and its local rows when the folder has them."""
 
     index: faiss.Index
     keys: NDArray[np.int64]
@@ -139,6 +205,7 @@ class AnnIndex:
     vectors: NDArray[np.float16]
     folder: Path  # where it was read from: an update copies its vectors file from there
     meta: Meta = field(default_factory=dict)
+    local: LocalRows | None = None
 
     @property
     def live(self) -> int:
@@ -152,7 +219,11 @@ class AnnIndex:
         return _counts(self.index, self.keys, self.labels)
 
     def candidates(self, query: NDArray[np.float32], count: int) -> NDArray[np.int64]:
-        """The embedding ids of up to ``count`` nearest rows, nearest first: the codes propose
+        """The embedding ids of up to ``count`` nearest rows, nearest first."""
+        return np.asarray(self.keys[self.candidate_rows(query, count)], dtype=np.int64)
+
+    def candidate_rows(self, query: NDArray[np.float32], count: int) -> NDArray[np.int64]:
+        """The row numbers of up to ``count`` nearest rows, nearest first: the codes propose
         ``max(count, CANDIDATES)`` rows, their float16 vectors rank them."""
         if self.live == 0:
             return np.zeros(0, np.int64)
@@ -166,28 +237,39 @@ class AnnIndex:
         rows = found[0][found[0] >= 0]
         differences = self.vectors[rows].astype(np.float32) - query.reshape(1, -1)
         distances = np.einsum("ij,ij->i", differences, differences)
-        best = rows[np.argsort(distances, kind="stable")[:count]]
-        return np.asarray(self.keys[best], dtype=np.int64)
+        return np.asarray(rows[np.argsort(distances, kind="stable")[:count]], dtype=np.int64)
 
 
 def build(folder: Path, dimension: int, batches: Batches, size: int, meta: Meta) -> Counts:
-    """A new index of up to ``size`` rows from ``batches`` of (embedding ids, labels, vectors),
-    written to ``folder`` atomically with ``meta``. The float16 rows are written as they come;
+    """A new index of up to ``size`` rows from ``batches`` of (embedding ids, labels, vectors
+    [, texts]), written to ``folder`` atomically with ``meta``, with local rows when the
+    batches carry texts (all of them or none). The float16 rows are written as they come;
     k-means and the codebooks are trained on an evenly spread sample of them, then every row
     is added. Rows the batches fall short of (deleted while they were read) stay blank."""
     with (
         _Staging(folder) as staging,
         _RowFile.create(staging / VECTORS_FILE, size, dimension) as vectors,
+        contextlib.ExitStack() as opened,
     ):
         keys, labels = _blank_rows(size), _blank_rows(size)
+        local: _LocalFiles | None = None
         row = 0
-        for ids, batch_labels, batch in batches:
+        for number, batch in enumerate(batches):
+            ids, batch_labels, batch_vectors, texts = _parts(batch)
+            if number == 0 and texts is not None:
+                local = opened.enter_context(_LocalFiles(staging, size, dimension))
+            elif (texts is None) != (local is None):
+                raise ValueError("either every batch of an index carries texts or none does")
             keys[row : row + len(ids)] = ids
             labels[row : row + len(ids)] = batch_labels
-            vectors.write(row, batch)
+            vectors.write(row, batch_vectors)
+            if local is not None and texts is not None:
+                local.write(row, batch_vectors, texts)
             row += len(ids)
         if row == 0:
             raise RuntimeError("no rows to index")
+        if local is not None:
+            local.finish(row)
         lists = list_count(row)
         index = faiss.index_factory(dimension, f"IVF{lists},PQ{dimension // 2}x4fs")
         # Codes of the vectors themselves, not of their offsets from the list's centroid: one
@@ -216,9 +298,10 @@ def update(
 ) -> Counts:
     """``previous`` less the rows of the ``removed`` embedding ids, plus ``added``, written to
     ``folder`` with ``meta``: the arrays are copied with the removed rows blanked (their
-    vectors leave the file), new rows appended, and the faiss index edited instead of rebuilt.
-    ``previous`` must be a private copy (:func:`load`, not a cached view that searches use):
-    it is edited."""
+    vectors and texts leave the files), new rows appended, and the faiss index edited instead
+    of rebuilt. Local rows are kept when ``previous`` has them (then every added batch must
+    carry texts). ``previous`` must be a private copy (:func:`load`, not a cached view that
+    searches use): it is edited."""
     index = previous.index
     old_rows = len(previous.keys)
     size = old_rows + added_count
@@ -226,8 +309,13 @@ def update(
     with (
         _Staging(folder) as staging,
         _RowFile.create(staging / VECTORS_FILE, size, dimension) as vectors,
+        contextlib.ExitStack() as opened,
     ):
         vectors.copy(previous.folder / VECTORS_FILE, old_rows)
+        local: _LocalFiles | None = None
+        if previous.local is not None:
+            local = opened.enter_context(_LocalFiles(staging, size, dimension))
+            local.copy(previous.folder, old_rows)
         keys, labels = _blank_rows(size), _blank_rows(size)
         keys[:old_rows] = previous.keys
         labels[:old_rows] = previous.labels
@@ -237,15 +325,33 @@ def update(
             keys[gone] = REMOVED
             labels[gone] = REMOVED
             vectors.blank(gone)
+            if local is not None:
+                local.blank(gone)
         row = old_rows
         faiss.omp_set_num_threads(BUILD_THREADS or os.cpu_count() or 1)
-        for ids, batch_labels, batch in added:
+        for batch in added:
+            ids, batch_labels, batch_vectors, texts = _parts(batch)
             keys[row : row + len(ids)] = ids
             labels[row : row + len(ids)] = batch_labels
-            vectors.write(row, batch)
-            index.add_with_ids(batch, np.arange(row, row + len(ids), dtype=np.int64))
+            vectors.write(row, batch_vectors)
+            if local is not None:
+                if texts is None:
+                    raise ValueError("rows added to an index with local rows need texts")
+                local.write(row, batch_vectors, texts)
+            index.add_with_ids(batch_vectors, np.arange(row, row + len(ids), dtype=np.int64))
             row += len(ids)
+        if local is not None:
+            local.finish(row)
         return _write(staging, index, keys, labels, meta)
+
+
+def _parts(
+    batch: Batch,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes] | None]:
+    if len(batch) == 4:
+        return batch
+    ids, labels, vectors = batch
+    return ids, labels, vectors, None
 
 
 def _blank_rows(size: int) -> NDArray[np.int64]:
@@ -279,8 +385,9 @@ def _distinct(values: NDArray[np.int64]) -> int:
 
 
 class _RowFile:
-    """A new index's float16 vectors: a ``.npy`` file written and read by offset, one chunk
-    at a time, and never mapped by the process that writes it. Every page written or read
+    """A new index's float16 vectors (or its local rows' float32 ones): a ``.npy`` file
+    written and read by offset, one chunk at a time, and never mapped by the process that
+    writes it. Every page written or read
     through a map counts in that process's resident memory until the map goes (the vectors
     are 256 MB at 10^6 rows): through maps, a build of 10^6 rows raised the process's peak by
     415 MB and an update of it (1,000 rows removed, 1,000 added) by 540 MB, since it read the
@@ -290,21 +397,22 @@ class _RowFile:
     without it. Rows never written read as zeros: the file is created at its full length,
     sparse."""
 
-    def __init__(self, descriptor: int, offset: int, dimension: int) -> None:
+    def __init__(self, descriptor: int, offset: int, dimension: int, dtype: type) -> None:
         self._descriptor = descriptor
         self._offset = offset  # where the rows begin, after the .npy header
         self._dimension = dimension
-        self._row_bytes = dimension * np.dtype(np.float16).itemsize
+        self._dtype = np.dtype(dtype)
+        self._row_bytes = dimension * self._dtype.itemsize
 
     @classmethod
-    def create(cls, path: Path, rows: int, dimension: int) -> _RowFile:
-        descr = np.lib.format.dtype_to_descr(np.dtype(np.float16))
+    def create(cls, path: Path, rows: int, dimension: int, dtype: type = np.float16) -> _RowFile:
+        descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
         header = {"descr": descr, "fortran_order": False, "shape": (rows, dimension)}
         with path.open("wb") as file:
             np.lib.format.write_array_header_1_0(file, header)
             offset = file.tell()
-            file.truncate(offset + rows * dimension * np.dtype(np.float16).itemsize)
-        return cls(os.open(path, os.O_RDWR), offset, dimension)
+            file.truncate(offset + rows * dimension * np.dtype(dtype).itemsize)
+        return cls(os.open(path, os.O_RDWR), offset, dimension, dtype)
 
     def __enter__(self) -> _RowFile:
         return self
@@ -313,14 +421,11 @@ class _RowFile:
         os.close(self._descriptor)
 
     def write(self, row: int, vectors: NDArray[np.floating[Any]]) -> None:
-        data = np.ascontiguousarray(vectors, dtype=np.float16).data.cast("B")
-        position = self._offset + row * self._row_bytes
-        while data:
-            written = os.pwrite(self._descriptor, data, position)
-            data, position = data[written:], position + written
+        data = np.ascontiguousarray(vectors, dtype=self._dtype).data.cast("B")
+        _write_at(self._descriptor, data, self._offset + row * self._row_bytes)
 
-    def read(self, start: int, stop: int) -> NDArray[np.float16]:
-        return _read_rows(self._descriptor, self._offset, start, stop, self._dimension)
+    def read(self, start: int, stop: int) -> NDArray[np.floating[Any]]:
+        return _read_rows(self._descriptor, self._offset, start, stop, self._dimension, self._dtype)
 
     def rows(self, wanted: NDArray[np.int64]) -> NDArray[np.float32]:
         """The ascending rows ``wanted`` as float32, read a chunk at a time."""
@@ -341,7 +446,7 @@ class _RowFile:
         for run in runs:
             for start in range(int(run[0]), int(run[-1]) + 1, ADD_CHUNK):
                 count = min(ADD_CHUNK, int(run[-1]) + 1 - start)
-                self.write(start, np.zeros((count, self._dimension), np.float16))
+                self.write(start, np.zeros((count, self._dimension), self._dtype))
 
     def copy(self, source: Path, rows: int) -> None:
         """The first ``rows`` rows of another index's vectors file, copied a chunk at a time."""
@@ -350,9 +455,110 @@ class _RowFile:
             offset = _data_offset(descriptor)
             for start in range(0, rows, ADD_CHUNK):
                 stop = min(rows, start + ADD_CHUNK)
-                self.write(start, _read_rows(descriptor, offset, start, stop, self._dimension))
+                rows_read = _read_rows(
+                    descriptor, offset, start, stop, self._dimension, self._dtype
+                )
+                self.write(start, rows_read)
         finally:
             os.close(descriptor)
+
+
+class _TextFile:
+    """A new index's row texts: their bytes appended to a file as the rows come, the offsets
+    kept in memory (8 bytes a row) and saved when the index is complete."""
+
+    def __init__(self, path: Path, rows: int) -> None:
+        self._path = path
+        self._descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self.offsets = np.zeros(rows + 1, np.int64)
+
+    def close(self) -> None:
+        os.close(self._descriptor)
+
+    def write(self, row: int, texts: Sequence[bytes]) -> None:
+        """The texts of the rows from ``row`` on; every row before it written already."""
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        start = int(self.offsets[row])
+        self.offsets[row + 1 : row + 1 + len(texts)] = start + np.cumsum(lengths)
+        _write_at(self._descriptor, memoryview(b"".join(texts)), start)
+
+    def copy(self, source: Path, offsets: NDArray[np.int64], rows: int) -> None:
+        """The first ``rows`` rows of another index's texts, a chunk of bytes at a time."""
+        self.offsets[: rows + 1] = offsets[: rows + 1]
+        descriptor = os.open(source, os.O_RDONLY)
+        try:
+            end = int(offsets[rows])
+            for start in range(0, end, TEXT_CHUNK):
+                chunk = os.pread(descriptor, min(TEXT_CHUNK, end - start), start)
+                if not chunk:
+                    raise EOFError("an index's texts file ends before its offsets do")
+                _write_at(self._descriptor, memoryview(chunk), start)
+        finally:
+            os.close(descriptor)
+
+    def blank(self, rows: NDArray[np.int64]) -> None:
+        """Zeroes the texts of the ascending ``rows`` (kept in place: offsets stay)."""
+        if not len(rows):
+            return
+        for run in np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1):
+            first, end = int(self.offsets[run[0]]), int(self.offsets[run[-1] + 1])
+            for start in range(first, end, TEXT_CHUNK):
+                count = min(TEXT_CHUNK, end - start)
+                _write_at(self._descriptor, memoryview(bytes(count)), start)
+
+    def finish(self, rows: int) -> None:
+        """Rows after the first ``rows`` never came: empty. Saves the offsets beside the file."""
+        self.offsets[rows + 1 :] = self.offsets[rows]
+        np.save(self._path.with_name(TEXT_OFFSETS_FILE), self.offsets)
+
+
+class _LocalFiles:
+    """A new index's local rows being written: float32 vectors and texts."""
+
+    def __init__(self, staging: Path, rows: int, dimension: int) -> None:
+        self._vectors = _RowFile.create(staging / EXACT_FILE, rows, dimension, np.float32)
+        self._texts = _TextFile(staging / TEXTS_FILE, rows)
+
+    def __enter__(self) -> _LocalFiles:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._vectors.__exit__()
+        self._texts.close()
+
+    def write(self, row: int, vectors: NDArray[np.float32], texts: Sequence[bytes]) -> None:
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts for {len(vectors)} rows")
+        self._vectors.write(row, vectors)
+        self._texts.write(row, texts)
+
+    def copy(self, previous: Path, rows: int) -> None:
+        self._vectors.copy(previous / EXACT_FILE, rows)
+        offsets = _mapped(previous / TEXT_OFFSETS_FILE)
+        self._texts.copy(previous / TEXTS_FILE, offsets, rows)
+
+    def blank(self, rows: NDArray[np.int64]) -> None:
+        self._vectors.blank(rows)
+        self._texts.blank(rows)
+
+    def finish(self, rows: int) -> None:
+        self._texts.finish(rows)
+
+
+def _write_at(descriptor: int, data: memoryview, position: int) -> None:
+    while data:
+        written = os.pwrite(descriptor, data, position)
+        data, position = data[written:], position + written
+
+
+def _read_into(descriptor: int, into_array: NDArray[Any], position: int) -> None:
+    """Fills the contiguous ``into_array`` from the file at ``position``."""
+    into = into_array.data.cast("B")
+    while into:
+        read = os.preadv(descriptor, [into], position)
+        if read == 0:
+            raise EOFError("an index file ends before the rows asked for")
+        into, position = into[read:], position + read
 
 
 def _data_offset(descriptor: int) -> int:
@@ -367,16 +573,10 @@ def _data_offset(descriptor: int) -> int:
 
 
 def _read_rows(
-    descriptor: int, offset: int, start: int, stop: int, dimension: int
-) -> NDArray[np.float16]:
-    rows = np.empty((stop - start, dimension), np.float16)
-    into = rows.data.cast("B")
-    position = offset + start * rows.itemsize * dimension
-    while into:
-        read = os.preadv(descriptor, [into], position)
-        if read == 0:
-            raise EOFError(f"an index's vectors file ends before row {stop}")
-        into, position = into[read:], position + read
+    descriptor: int, offset: int, start: int, stop: int, dimension: int, dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    rows = np.empty((stop - start, dimension), dtype)
+    _read_into(descriptor, rows, offset + start * rows.itemsize * dimension)
     return rows
 
 
@@ -395,8 +595,8 @@ class _Staging:
     def __exit__(self, kind: object, *_: object) -> None:
         try:
             if kind is None:
-                for name in FILES:
-                    with (self._partial / name).open("rb") as written:
+                for written_path in self._partial.iterdir():
+                    with written_path.open("rb") as written:
                         os.fsync(written.fileno())
                 self._partial.rename(self._folder)
         finally:
@@ -423,20 +623,23 @@ def abandoned_staging(root: Path) -> set[Path]:
 
 
 def load(folder: Path) -> AnnIndex:
-    """An index folder opened: the faiss index read, the arrays mapped read-only. A folder of
-    the previous release has no labels and no meta: it searches as well, and the next training
-    builds anew instead of updating it (nothing says what it was made from)."""
+    """An index folder opened: the faiss index read, the arrays mapped read-only, the local
+    rows' files opened when it has them. A folder of an older release has no labels and no
+    meta, or no local rows: it searches as well (its candidates re-read from the store), and
+    the next training builds anew instead of updating it."""
     if not (folder / INDEX_FILE).is_file():
         raise FileNotFoundError(folder)
     keys = _mapped(folder / KEYS_FILE)
     older = not (folder / META_FILE).is_file()
+    vectors = _mapped(folder / VECTORS_FILE)
     return AnnIndex(
         faiss.read_index(str(folder / INDEX_FILE)),
         keys,
         np.full(len(keys), REMOVED, np.int64) if older else _mapped(folder / LABELS_FILE),
-        _mapped(folder / VECTORS_FILE),
+        vectors,
         folder,
         {} if older else json.loads((folder / META_FILE).read_text()),
+        LocalRows(folder, vectors.shape[1]) if (folder / EXACT_FILE).is_file() else None,
     )
 
 

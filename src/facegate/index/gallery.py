@@ -13,9 +13,15 @@ snapshot's size:
   PQ codes and a float16 copy of the vectors) in the data folder before it records the
   snapshot, so no request ever waits for a build; the next training makes the new folder from
   the previous one and what changed (removes deleted rows, adds new ones) instead of rebuilding
-  it. Every process maps its arrays read-only. A search takes the index's nearest candidates,
-  re-reads their rows from the store — rows deleted since training are simply not found:
-  deletions act as a mask at once, without touching the index — and ranks them exactly.
+  it. Every process maps its arrays read-only. The folder also keeps each row's float32 vector
+  and its enrollment's id and name (the index's local rows; enrollments are never renamed), so
+  a search answers from the index alone but for one question to the store: which rows left the
+  collection since the snapshot (the deletion log), sent before the index's scan and read after
+  it — deletions act as a mask at once, without touching the index, and on PostgreSQL the round
+  trip overlaps the scan instead of following it. Where the log cannot say (pruned past the
+  snapshot, more than ``MAX_PENDING_REMOVALS`` since, or an index of an older release without
+  local rows), the search re-reads its candidates from the store instead — rows deleted since
+  are simply not found there — and ranks them exactly.
 
 Only embeddings of the running recipe are searched; a snapshot that holds embeddings of other
 recipes only is refused with a 409 that says which recipe it holds and what to do.
@@ -204,6 +210,13 @@ class InProcessGallery:
         query: NDArray[np.float32],
         k: int,
     ) -> list[GalleryHit]:
+        if view.local is not None:
+            local = functools.partial(
+                self._search_local, bounds=bounds, view=view, query=query, k=k
+            )
+            answered = self._db.read_raw(local)
+            if answered is not None:
+                return answered
         wanted = max(MIN_CANDIDATES, CANDIDATES_PER_LABEL * k)
         while True:
             keys = view.candidates(query, wanted)
@@ -215,6 +228,33 @@ class InProcessGallery:
             if len(hits) >= k or wanted >= view.live:
                 return hits
             wanted *= 4
+
+    def _search_local(
+        self,
+        connection: Any,
+        bounds: SnapshotBounds,
+        view: ann.AnnIndex,
+        query: NDArray[np.float32],
+        k: int,
+    ) -> list[GalleryHit] | None:
+        """The search answered from the index's local rows (on a connection of
+        ``Database.read_raw``): the deletion log asked before the scan, its answer read after
+        it; None where the log cannot say."""
+        pending = self._reads.removals(connection, bounds.collection_id, bounds.revision)
+        wanted = max(MIN_CANDIDATES, CANDIDATES_PER_LABEL * k)
+        try:
+            rows = view.candidate_rows(query, wanted)
+        finally:
+            removed = pending()  # always: the connection is idle again before it goes back
+        if removed is None:
+            return None
+        while True:
+            hits = _rank_local(view, rows, removed, query, k)
+            # Enough people found, or every vector of the index was a candidate.
+            if len(hits) >= k or wanted >= view.live:
+                return hits
+            wanted *= 4
+            rows = view.candidate_rows(query, wanted)
 
     def _rank(
         self,
@@ -314,24 +354,28 @@ class InProcessGallery:
                     base,
                     self._root / name,
                     change.removed,
-                    self._vectors(change.added, change.labels, dimension),
+                    self._vectors(change.added, change.labels, change.texts, dimension),
                     len(change.added),
                     _meta(bounds),
                 )
                 return self._built(bounds, name, counts, "updated", started, ahead)
         rows = self._db.driver_rows(
-            bounds.select(Embedding.id, Embedding.enrollment_id).order_by(Embedding.id)
+            bounds.select(Embedding.id, Embedding.enrollment_id, Enrollment.name)
+            .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
+            .order_by(Embedding.id)
         )
         if len(rows) < self._exact_limit:
             return BuiltIndex(None)
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        labels = label_numbers([row[1] for row in rows])
+        enrollment_ids = [row[1] for row in rows]
+        labels = label_numbers(enrollment_ids)
+        texts = _RowTexts(enrollment_ids, [row[2] for row in rows])
         del rows
         name = name or self._new_name(bounds, tag)
         counts = ann.build(
             self._root / name,
             dimension,
-            self._vectors(ids, labels, dimension),
+            self._vectors(ids, labels, texts, dimension),
             len(ids),
             _meta(bounds),
         )
@@ -426,6 +470,8 @@ class InProcessGallery:
             )
         if logged_after is not None and int(meta["revision"]) < logged_after:
             return None  # removals it still holds were pruned from the log
+        if index.local is None:
+            return None  # an older release's: built anew once, with local rows
         return index
 
     def _changes(self, bounds: SnapshotBounds, base: ann.AnnIndex) -> _Change:
@@ -453,18 +499,31 @@ class InProcessGallery:
             removed = np.intersect1d(
                 np.fromiter(logged, dtype=np.int64), base.held_keys(), assume_unique=True
             )
-        added.sort()
-        ids = np.array([row[0] for row in added], dtype=np.int64)
-        fresh = ~np.isin(ids, base.held_keys())
-        return _Change(ids[fresh], label_numbers([row[1] for row in added])[fresh], removed)
+            added.sort()
+            ids = np.array([row[0] for row in added], dtype=np.int64)
+            fresh = ~np.isin(ids, base.held_keys())
+            enrollment_ids = [row[1] for row, new in zip(added, fresh, strict=True) if new]
+            names = _names(connection, sorted(set(enrollment_ids)))
+        return _Change(
+            ids[fresh],
+            label_numbers(enrollment_ids),
+            removed,
+            _RowTexts(enrollment_ids, [names.get(i) for i in enrollment_ids]),
+        )
 
     def _vectors(
-        self, ids: NDArray[np.int64], labels: NDArray[np.int64], dimension: int
-    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]]:
-        """The rows' ids, labels and vectors in chunks of ascending ids: one chunk's float32
-        copy at a time. A chunk of nearby ids is read as an id range, scattered ones by id; on
-        the DB-API cursor (SQLAlchemy's rows and blob conversion were ~5 s of a 36 s build of
-        10^6)."""
+        self,
+        ids: NDArray[np.int64],
+        labels: NDArray[np.int64],
+        texts: _RowTexts,
+        dimension: int,
+    ) -> Iterator[
+        tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes]]
+    ]:
+        """The rows' ids, labels, vectors and texts (``row_text``) in chunks of ascending
+        ids: one chunk's float32 copy at a time. A chunk of nearby ids is read as an id range,
+        scattered ones by id; on the DB-API cursor (SQLAlchemy's rows and blob conversion were
+        ~5 s of a 36 s build of 10^6)."""
         connection = self._db.engine.raw_connection()
         try:
             with contextlib.closing(self._reads.cursor(connection)) as cursor:
@@ -480,6 +539,7 @@ class InProcessGallery:
                         found[keep],
                         labels[start : start + ann.ADD_CHUNK][present],
                         vectors[keep],
+                        texts.encoded(start + np.flatnonzero(present)),
                     )
         finally:
             connection.close()
@@ -532,10 +592,67 @@ def still_members(collection_id: str, labels: Sequence[str]) -> Select[str]:
 
 
 @dataclass(frozen=True)
+class _RowTexts:
+    """The enrollment id and name of each row an index is given, encoded a chunk at a time."""
+
+    enrollment_ids: Sequence[str]
+    names: Sequence[str | None]
+
+    def encoded(self, rows: NDArray[np.int64]) -> list[bytes]:
+        return [row_text(self.enrollment_ids[row], self.names[row]) for row in rows]
+
+
+@dataclass(frozen=True)
 class _Change:
     added: NDArray[np.int64]  # embedding ids, ascending
     labels: NDArray[np.int64]  # of their enrollments (label_numbers)
     removed: NDArray[np.int64]  # embedding ids the previous index holds
+    texts: _RowTexts  # of the added rows
+
+
+def row_text(enrollment_id: str, name: str | None) -> bytes:
+    """What an index keeps of a row's enrollment: its id, then its name after a NUL (an id
+    holds none, a name is never empty)."""
+    return enrollment_id.encode() if name is None else f"{enrollment_id}\0{name}".encode()
+
+
+def read_row_text(text: bytes) -> tuple[str, str | None]:
+    """``row_text``'s enrollment id and name."""
+    enrollment_id, separator, name = text.decode().partition("\0")
+    return enrollment_id, name if separator else None
+
+
+def _rank_local(
+    view: ann.AnnIndex,
+    rows: NDArray[np.int64],
+    removed: NDArray[np.int64],
+    query: NDArray[np.float32],
+    k: int,
+) -> list[GalleryHit]:
+    """The candidate rows not ``removed``, by exact distance, best per enrollment."""
+    assert view.local is not None  # the caller checked
+    if len(removed):
+        rows = rows[~np.isin(view.keys[rows], removed)]
+    if not len(rows):
+        return []
+    distances = np.linalg.norm(view.local.vectors(rows) - query[np.newaxis, :], axis=1)
+    best: dict[str, tuple[float, str | None]] = {}
+    for text, distance in zip(view.local.texts(rows), distances, strict=True):
+        label, name = read_row_text(text)
+        if label not in best or distance < best[label][0]:
+            best[label] = (float(distance), name)
+    ranked = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[:k]
+    return [GalleryHit(label, name, distance) for label, (distance, name) in ranked]
+
+
+def _names(connection: Any, enrollment_ids: Sequence[str]) -> dict[str, str | None]:
+    """The names of these enrollments (on a SQLAlchemy connection), ``IN_CHUNK`` at a time."""
+    names: dict[str, str | None] = {}
+    for start in range(0, len(enrollment_ids), IN_CHUNK):
+        wanted = Enrollment.id.in_(enrollment_ids[start : start + IN_CHUNK])
+        rows = connection.execute(select(Enrollment.id, Enrollment.name).where(wanted))
+        names.update((row[0], row[1]) for row in rows)
+    return names
 
 
 def _meta(bounds: SnapshotBounds) -> dict[str, int | str]:

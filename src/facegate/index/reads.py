@@ -1,8 +1,11 @@
 """What the in-process gallery reads from the store on the DB-API cursor, one class per backend.
 
-The request path re-reads a search's best few candidates and the names of the answers (on
-PostgreSQL in the same statement); training reads the vectors of the rows it adds to an index,
-and what changed since the previous index.
+The request path asks which rows left a collection since its snapshot (the deletion log), sent
+before the index's scan so that the answer's round trip overlaps the scan (PostgreSQL: libpq's
+asynchronous API on the pooled connection), where the snapshot's index carries its rows'
+vectors and names; otherwise it re-reads a search's best few candidates and the names of the
+answers (on PostgreSQL in the same statement). Training reads the vectors of the rows it adds
+to an index, and what changed since the previous index.
 Through SQLAlchemy (pool checkout, expanding IN, result rows, blob conversion) these cost ~0.5 ms
 more per search and ~5 s more per build of 10^6 rows, so they run on the driver's cursor, with
 SQL written for each backend: SQLite takes ``?`` parameters, a limited number of them (ids go in
@@ -15,18 +18,30 @@ Both return vectors as float32 matrices, rows in the order of the rows read.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import select
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import psycopg
 from numpy.typing import NDArray
+from psycopg import pq
 from sqlalchemy import TextClause, text
 
 from facegate.store.vectors import stack_blobs
 
 # Ids bound per statement where a list of them is read (SQLite allows 32,766 parameters).
 IN_CHUNK = 500
+# Removals since a snapshot that a search applies to its local rows itself; past this many
+# (a collection trained long ago and much deleted from since) it re-reads its candidates from
+# the store instead, so a search never reads an unbounded list.
+MAX_PENDING_REMOVALS = 1_000
+
+# What ``StoreReads.removals`` returns: called once, it waits for the answer and gives the
+# embedding ids removed since the snapshot, or None where the log cannot say (the collection
+# is gone, or the log no longer reaches back to the snapshot, or holds too many since).
+PendingRemovals = Callable[[], NDArray[np.int64] | None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,12 @@ class StoreReads(Protocol):
 
     def cursor(self, connection: Any) -> Any:
         """A cursor of a pooled DB-API connection, as these statements need it."""
+        ...
+
+    def removals(self, connection: Any, collection_id: str, revision: int) -> PendingRemovals:
+        """Sends the question "which embeddings left the collection after ``revision``" on a
+        pooled connection (of ``Database.read_raw``) and returns how to collect its answer,
+        which must be called before the connection is used again or given back."""
         ...
 
     def candidates(
@@ -102,6 +123,13 @@ CANDIDATE_ROWS = (
     "CROSS JOIN collection_members AS m "
     "WHERE e.id IN ({ids}) AND m.collection_id = ? AND m.enrollment_id = e.enrollment_id"
 )
+# The deletion log past a snapshot, then how far back it reaches: read in that order, a pruning
+# in between shows in the second (and the search re-reads instead).
+REMOVALS = (
+    "SELECT embedding_id FROM snapshot_removals "
+    "WHERE collection_id = ? AND removed_revision > ? LIMIT ?"
+)
+LOGGED_AFTER = "SELECT removals_logged_after FROM collections WHERE id = ?"
 # Names are read for the labels answered only: at 10^6 each lookup is ~30 us of a warm cache.
 NAMES = "SELECT id, name FROM enrollments WHERE id IN ({ids})"
 VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= ? AND id <= ? ORDER BY id"
@@ -132,12 +160,35 @@ def _dense(ids: NDArray[np.int64]) -> bool:
     return int(ids[-1]) - int(ids[0]) < 2 * len(ids)
 
 
+def _removed(
+    logged_after: int | None, removed: list[int], revision: int
+) -> NDArray[np.int64] | None:
+    if (logged_after is not None and logged_after > revision) or len(removed) > (
+        MAX_PENDING_REMOVALS
+    ):
+        return None
+    return np.array(removed, dtype=np.int64)
+
+
 class SqliteReads:
     new_embeddings = text(_NEW_EMBEDDINGS)
     new_members = text(_NEW_MEMBERS.format(hint="INDEXED BY ix_embeddings_enrollment_position"))
 
     def cursor(self, connection: Any) -> Any:
         return connection.cursor()
+
+    def removals(self, connection: Any, collection_id: str, revision: int) -> PendingRemovals:
+        # In process, a lookup costs less than overlapping it would: asked at once.
+        cursor = connection.cursor()
+        try:
+            cursor.execute(REMOVALS, (collection_id, revision, MAX_PENDING_REMOVALS + 1))
+            removed = [row[0] for row in cursor.fetchall()]
+            cursor.execute(LOGGED_AFTER, (collection_id,))
+            collection = cursor.fetchone()
+        finally:
+            cursor.close()
+        answer = None if collection is None else _removed(collection[0], removed, revision)
+        return lambda: answer
 
     def candidates(
         self, cursor: Any, ids: Sequence[int], collection_id: str, dimension: int
@@ -180,6 +231,14 @@ PG_CANDIDATE_ROWS = (
     "WHERE m.collection_id = %s AND m.enrollment_id = e.enrollment_id LIMIT 1) AS member "
     "WHERE e.id = ANY(%s)"
 )
+# The deletion log's answer in one statement (one snapshot of the tables): how far back it
+# reaches, and the removals past the snapshot; no row when the collection is gone. Sent as
+# text, its parameters typed by the columns they meet.
+PG_REMOVALS = (
+    b"SELECT c.removals_logged_after, ARRAY(SELECT r.embedding_id FROM snapshot_removals AS r "
+    b"WHERE r.collection_id = c.id AND r.removed_revision > $2 LIMIT $3) "
+    b"FROM collections AS c WHERE c.id = $1"
+)
 _PG_VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= %s AND id <= %s ORDER BY id"
 _PG_VECTORS = "SELECT id, vector FROM embeddings WHERE id = ANY(%s) ORDER BY id"
 
@@ -201,6 +260,37 @@ class PostgresReads:
     def cursor(self, connection: Any) -> Any:
         # Binary results: a vector comes as pgvector's binary form, not as text to parse.
         return connection.driver_connection.cursor(binary=True)
+
+    def removals(self, connection: Any, collection_id: str, revision: int) -> PendingRemovals:
+        # On the libpq connection under psycopg's (idle, autocommit: nothing of psycopg's
+        # state changes), sent without waiting; ``collect`` reads every result back, so the
+        # connection is idle again when it returns, or is discarded.
+        pgconn = connection.driver_connection.pgconn
+        parameters = [collection_id.encode(), b"%d" % revision, b"%d" % (MAX_PENDING_REMOVALS + 1)]
+        pgconn.send_query_params(PG_REMOVALS, parameters)
+
+        def collect() -> NDArray[np.int64] | None:
+            try:
+                results = _pg_results(pgconn)
+            except BaseException as error:
+                connection.invalidate(error)  # its state unknown: never pooled again
+                raise
+            error_message = next(
+                (r.error_message for r in results if r.status != pq.ExecStatus.TUPLES_OK), None
+            )
+            if error_message is not None:
+                raise psycopg.DatabaseError(error_message.decode(errors="replace"))
+            (result,) = results
+            if result.ntuples == 0:
+                return None
+            logged_after, removed = result.get_value(0, 0), result.get_value(0, 1)
+            return _removed(
+                None if logged_after is None else int(logged_after),
+                [int(i) for i in bytes(removed or b"{}").strip(b"{}").split(b",") if i],
+                revision,
+            )
+
+        return collect
 
     def candidates(
         self, cursor: Any, ids: Sequence[int], collection_id: str, dimension: int
@@ -230,6 +320,21 @@ class PostgresReads:
         rows = cursor.fetchall()
         found = np.array([r[0] for r in rows], dtype=np.int64)
         return found, pgvector_rows([r[1] for r in rows], dimension)
+
+
+def _pg_results(pgconn: Any) -> list[Any]:
+    """Every result of the query sent on ``pgconn``, waiting for the socket without the GIL
+    (``select``) rather than in libpq."""
+    results: list[Any] = []
+    while True:
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            return results
+        results.append(result)
 
 
 def reads_for(dialect: str) -> StoreReads:
