@@ -13,10 +13,12 @@ re-read of those candidates (index/reads.py, the product's statement on ``Databa
 right after that scan; the same re-read again at once; and again after a 3 ms sleep. Prints
 each round's p50s and the median over the rounds.
 
-Why: on PostgreSQL a search costs 1.5-2 ms more than on SQLite at 10^6 (BENCHMARKS.md "Scale")
-while its statement alone takes ~0.4 ms; this shows how much of the difference is the round
+Why: on PostgreSQL a search cost 1.5-2 ms more than on SQLite at 10^6 (BENCHMARKS.md "Scale")
+while its statement alone took ~0.4 ms; this showed how much of the difference was the round
 trip after the scan (which evicts the database's working set from the CPU caches while both
-processes wait) rather than the statement.
+processes wait) rather than the statement. Since then a search answers from the index's local
+rows and asks the store only for the deletion log, before its scan (the *search* column); the
+re-read columns measure the path a search falls back on where that log cannot say.
 """
 
 from __future__ import annotations

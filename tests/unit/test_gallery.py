@@ -330,6 +330,29 @@ def test_a_search_answers_from_the_local_rows_as_the_store_would(
     check_local_rows_answer_as_the_store(Store(tmp_path, 3000, limit=500), monkeypatch)
 
 
+def test_a_zeroed_local_row_is_never_ranked(tmp_path: Path) -> None:
+    """A row an update sharing the index's files removed reads as zeros: not an answer at
+    distance |query|, whatever the deletion log says."""
+    store = Store(tmp_path, 3000, limit=500)
+    name = store.build()
+    assert name is not None
+    probes = _probes(store, 5)
+    found = store.gallery.search(store.snapshot(name), DIM, probes, 3)
+    folder = tmp_path / "index" / name
+    view = ann.load(folder)
+    top = found[0][0].label
+    rows = [row for row, key in enumerate(view.keys) if store.labels[int(key) - 1] == top]
+    with (folder / ann.EXACT_FILE).open("r+b") as exact:
+        for row in rows:
+            exact.seek(row * DIM * 4)
+            exact.write(bytes(DIM * 4))
+    again = InProcessGallery(store.database, store.settings).search(
+        store.snapshot(name), DIM, probes, 3
+    )
+    assert top not in {h.label for h in again[0]}
+    assert again[1:] == found[1:]
+
+
 def test_a_search_re_reads_its_candidates_where_the_deletion_log_cannot_say(
     tmp_path: Path,
 ) -> None:
@@ -517,7 +540,30 @@ def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_append
     for row in np.flatnonzero(np.isin(ids[:1100], removed)):
         expected_texts[row] = bytes(len(texts[row]))
     assert updated.local.texts(np.arange(1300)) == expected_texts
-    assert built.local.texts(every) == texts[:1100] + [b""] * 100  # left as it was
+    # Shared with the first index, not copied: its own rows read as the update left them (the
+    # removed ones zeroed, which no search of it answers), its other files as they were.
+    for name in (ann.EXACT_FILE, ann.TEXTS_FILE):
+        assert (first / name).stat().st_ino == (tmp_path / "second" / name).stat().st_ino
+    assert built.local.texts(every) == expected_texts[:1200]
+    assert (built.local.vectors(every) == expected[:1200].astype(np.float32)).all()
+
+    # A second update of the first index (a branch) finds the files longer than its rows:
+    # it copies them, and neither index's rows change the other's.
+    again = (ids[1100:] + 20_000, ids[1100:], vectors[:100], texts[:100])
+    ann.update(ann.load(first), tmp_path / "third", ids[[9]], [again], 100, {})
+    third = ann.load(tmp_path / "third")
+    assert third.local is not None
+    assert (tmp_path / "third" / ann.EXACT_FILE).stat().st_ino != (
+        first / ann.EXACT_FILE
+    ).stat().st_ino
+    assert third.local.texts(np.arange(1200, 1300)) == texts[:100]
+    assert (third.local.vectors(np.arange(1200, 1300)) == vectors[:100]).all()
+    assert updated.local.texts(np.arange(1300)) == expected_texts  # the second unchanged
+    # The copy holds the first's rows as they are: zeroed where the second update removed
+    # them (deletions, which every later update removes too; a search skips a zeroed row).
+    assert third.local.texts(np.arange(1200)) == [
+        bytes(len(t)) if row == 9 else t for row, t in enumerate(expected_texts[:1200])
+    ]
 
 
 def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
@@ -713,6 +759,14 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
             ),
             ["USING COVERING INDEX sqlite_autoindex_collection_members_1"],
         ),
+        (
+            text(reads.REMOVALS),
+            [
+                "snapshot_removals USING INDEX ix_snapshot_removals_collection_revision"
+                " (collection_id=? AND removed_revision>?)"
+            ],
+        ),
+        (text(reads.LOGGED_AFTER), ["collections USING INDEX sqlite_autoindex_collections_1"]),
     ],
     ids=[
         "new embeddings",
@@ -722,6 +776,8 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
         "vector range",
         "vectors",
         "still members",
+        "removals",
+        "logged after",
     ],
 )
 def test_hand_written_statements_search_by_their_indexes(

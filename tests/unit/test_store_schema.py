@@ -35,7 +35,7 @@ def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
     database.migrate()
     with database.engine.connect() as connection:
         assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         )
 
 

@@ -633,9 +633,14 @@ def _rank_local(
     assert view.local is not None  # the caller checked
     if len(removed):
         rows = rows[~np.isin(view.keys[rows], removed)]
+    vectors = view.local.vectors(rows)
+    # A zeroed row was removed by an update that shares this index's files (ann._LocalFiles):
+    # deleted, whatever the log says now; never ranked at a distance it does not have.
+    written = vectors.any(axis=1)
+    rows, vectors = rows[written], vectors[written]
     if not len(rows):
         return []
-    distances = np.linalg.norm(view.local.vectors(rows) - query[np.newaxis, :], axis=1)
+    distances = np.linalg.norm(vectors - query[np.newaxis, :], axis=1)
     best: dict[str, tuple[float, str | None]] = {}
     for text, distance in zip(view.local.texts(rows), distances, strict=True):
         label, name = read_row_text(text)

@@ -9,8 +9,10 @@ fast-scan codes, built at train time, its candidates re-read from the store) fou
 
 - below ``settings.exact_search_limit`` embeddings: exactly, in process, as on SQLite (its rows
   read once per snapshot version);
-- above it, with the snapshot's index folder in this machine's data folder: through it, its
-  candidates re-read from PostgreSQL (one statement: rows, memberships and names);
+- above it, with the snapshot's index folder in this machine's data folder: through it, ranked
+  from its local rows (exact vectors, enrollment ids and names), with one small statement to
+  PostgreSQL for the rows deleted since the snapshot, sent before the scan and read after it
+  (where that log cannot say, the candidates are re-read: rows, memberships and names);
 - above it, without that folder (another machine trained the snapshot, or this one just
   started): with pgvector in the database — one SQL statement, the HNSW index — while a
   background thread builds the folder here from the store, starting from this machine's
@@ -20,7 +22,8 @@ fast-scan codes, built at train time, its candidates re-read from the store) fou
 
 The trainer builds its folder before it records the snapshot (index/gallery.py), so on the
 machine that trained nothing waits; the database stays the source of truth everywhere: an
-index only proposes candidates, and a deletion is masked at once by the re-read.
+index only proposes candidates, and a deletion is masked at once by the deletion log that
+every search reads.
 ``FACEGATE_POSTGRES_LOCAL_INDEX=false`` searches every snapshot with pgvector alone
 (index/pgvector.py), for machines without a data folder worth writing to.
 """

@@ -176,6 +176,10 @@ class SnapshotRemoval(Base):
     a training has folded in are pruned by the training after it."""
 
     __tablename__ = "snapshot_removals"
+    # A search asks for the removals after its snapshot's revision (index/reads.py).
+    __table_args__ = (
+        Index("ix_snapshot_removals_collection_revision", "collection_id", "removed_revision"),
+    )
 
     collection_id: Mapped[str] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
