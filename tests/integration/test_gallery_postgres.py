@@ -251,6 +251,40 @@ def test_the_searches_re_read_is_planned_once_and_still_by_primary_key(
     assert "pk_collection_members" in generic and "pk_enrollments" in generic, generic
 
 
+def test_the_searches_deletion_log_question_reads_only_the_removals_it_wants(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """The log holds the removals folded into the snapshot too, until the next training prunes
+    them (after a mass deletion, many): the statement finds those after the snapshot's
+    revision by the (collection, revision) index, not by walking the collection's log."""
+    store = stores(tmp_path, 200)
+    with store.database.transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO snapshot_removals (collection_id, embedding_id, removed_revision) "
+                "SELECT 'c', n, n FROM generate_series(1, 20000) AS n"
+            )
+        )
+        session.execute(text("ANALYZE snapshot_removals"))
+
+    def plan(connection: Any) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PREPARE removals AS {reads.PG_REMOVALS.decode()}")
+            try:
+                cursor.execute("EXPLAIN EXECUTE removals('c', 19990, 1001)")
+                return "\n".join(row[0] for row in cursor.fetchall())
+            finally:
+                cursor.execute("DEALLOCATE removals")
+
+    explained = store.database.read_raw(plan)
+    assert "ix_snapshot_removals_collection_revision" in explained, explained
+    # And its answer: the ten removals after revision 19,990 (the log reaches back to 0).
+    found = store.database.read_raw(
+        lambda connection: reads.PostgresReads().removals(connection, "c", 19_990)()
+    )
+    assert found is not None and sorted(found.tolist()) == list(range(19_991, 20_001))
+
+
 def test_a_snapshots_one_off_reads_are_planned_for_their_values(
     tmp_path: Path, stores: Callable[[Path, int], Store]
 ) -> None:

@@ -4,8 +4,8 @@ On the descriptors this service stores, pgvector 0.6's HNSW cannot give what a l
 collection needs: at 10^6 it found the true nearest for 59 % of real probes in 52 ms (ef_search
 400; BENCHMARKS.md "Scale"), because a probe lies far from everything but its mate's vectors
 and a graph search loses its way. The in-process index (index/gallery.py: faiss IVF with
-fast-scan codes, built at train time, its candidates re-read from the store) found 99 % in
-~4 ms. So on PostgreSQL a snapshot is searched:
+fast-scan codes, built at train time, its candidates ranked exactly) found 99 % in ~3-5
+ms. So on PostgreSQL a snapshot is searched:
 
 - below ``settings.exact_search_limit`` embeddings: exactly, in process, as on SQLite (its rows
   read once per snapshot version);

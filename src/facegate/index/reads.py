@@ -163,9 +163,9 @@ def _dense(ids: NDArray[np.int64]) -> bool:
 def _removed(
     logged_after: int | None, removed: list[int], revision: int
 ) -> NDArray[np.int64] | None:
-    if (logged_after is not None and logged_after > revision) or len(removed) > (
-        MAX_PENDING_REMOVALS
-    ):
+    """The removals a search applies itself; None where the log cannot say."""
+    pruned_past_the_snapshot = logged_after is not None and logged_after > revision
+    if pruned_past_the_snapshot or len(removed) > MAX_PENDING_REMOVALS:
         return None
     return np.array(removed, dtype=np.int64)
 
@@ -233,10 +233,13 @@ PG_CANDIDATE_ROWS = (
 )
 # The deletion log's answer in one statement (one snapshot of the tables): how far back it
 # reaches, and the removals past the snapshot; no row when the collection is gone. Sent as
-# text, its parameters typed by the columns they meet.
+# text, its parameters typed by the columns they meet. In the index's order: planned without
+# the values (the read connections' generic plans), PostgreSQL otherwise scanned the whole
+# log for the few rows past the snapshot.
 PG_REMOVALS = (
     b"SELECT c.removals_logged_after, ARRAY(SELECT r.embedding_id FROM snapshot_removals AS r "
-    b"WHERE r.collection_id = c.id AND r.removed_revision > $2 LIMIT $3) "
+    b"WHERE r.collection_id = $1 AND r.removed_revision > $2 "
+    b"ORDER BY r.removed_revision LIMIT $3) "
     b"FROM collections AS c WHERE c.id = $1"
 )
 _PG_VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= %s AND id <= %s ORDER BY id"

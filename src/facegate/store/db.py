@@ -134,11 +134,12 @@ class Database:
 
     def read_raw(self, work: Callable[[Any], T]) -> T:
         """``work`` on a DB-API connection, for read-only statements that stand alone (a
-        search's re-read of its candidates). On PostgreSQL it comes from a pool of autocommit
-        connections that are neither pinged when taken nor rolled back when returned: one round
-        trip a statement instead of four (ping, BEGIN, the statement, ROLLBACK): a search at
-        2 * 10^4 took 1.42 ms p50 instead of 1.93. Without the ping, a connection the server
-        dropped fails on use: it is discarded and ``work`` runs once more on a new one."""
+        search's look at the deletion log, or its re-read of its candidates). On PostgreSQL it
+        comes from a pool of autocommit connections that are neither pinged when taken nor
+        rolled back when returned: one round trip a statement instead of four (ping, BEGIN,
+        the statement, ROLLBACK): a search at 2 * 10^4 took 1.42 ms p50 instead of 1.93.
+        Without the ping, a connection the server dropped fails on use: it is discarded and
+        ``work`` runs once more on a new one."""
         engine = self._reads_engine
         for attempt in (1, 2):
             connection = engine.raw_connection()
