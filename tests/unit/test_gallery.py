@@ -566,6 +566,30 @@ def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_append
     ]
 
 
+def test_an_update_copies_the_local_rows_where_hard_links_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = _unit(np.random.default_rng(6).normal(size=(300, DIM)).astype(np.float32))
+    ids = np.arange(300, dtype=np.int64)
+    texts = [f"t{i}".encode() for i in range(300)]
+    ann.build(tmp_path / "a", DIM, [(ids, ids, vectors, texts)], 300, {})
+
+    def refuse(*_: object) -> None:
+        raise OSError(1, "no hard links on this file system")
+
+    monkeypatch.setattr(os, "link", refuse)
+    added = (ids[:5] + 300, ids[:5], vectors[:5], texts[:5])
+    ann.update(ann.load(tmp_path / "a"), tmp_path / "b", ids[:3], [added], 5, {})
+    first, second = ann.load(tmp_path / "a"), ann.load(tmp_path / "b")
+    assert first.local is not None and second.local is not None
+    assert second.local.texts(np.arange(305)) == [
+        *(bytes(len(t)) for t in texts[:3]),
+        *texts[3:],
+        *texts[:5],
+    ]
+    assert first.local.texts(np.arange(300)) == texts  # its own files, untouched
+
+
 def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
     tmp_path: Path,
 ) -> None:

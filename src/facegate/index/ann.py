@@ -556,8 +556,13 @@ class _LocalFiles:
         }
         shared = all((previous / name).stat().st_size == size for name, size in lengths.items())
         if shared:
-            for name in lengths:
-                os.link(previous / name, staging / name)
+            try:
+                for name in lengths:
+                    os.link(previous / name, staging / name)
+            except OSError:  # a file system without hard links: copied instead
+                for name in lengths:
+                    (staging / name).unlink(missing_ok=True)
+                shared = False
         made = cls(staging, rows, dimension)
         if shared:
             made._texts.extend(offsets, old_rows)
