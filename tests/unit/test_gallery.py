@@ -117,7 +117,7 @@ class Store:
         self.version = 0
         # The bounds each index was built for: a snapshot that records it was taken there,
         # whatever changed since (what the deletion log is read from).
-        self.built_for: dict[str | None, SnapshotBounds] = {}
+        self.built_for: dict[str, SnapshotBounds] = {}
 
     def bounds(self) -> SnapshotBounds:
         """The collection as it stands: its revision and the highest embedding id."""
@@ -282,7 +282,6 @@ def test_a_deletion_is_masked_at_once_and_folded_in_by_the_next_build(tmp_path: 
 
 def _search_ways(
     store: Store,
-    gallery_: InProcessGallery,
     snapshot: TrainedSnapshot,
     probes: NDArray[np.float32],
     k: int,
@@ -297,10 +296,10 @@ def _search_ways(
 
     with monkeypatch.context() as patched:
         patched.setattr(read_class, "candidates", no_reread)
-        local = gallery_.search(snapshot, DIM, probes, k)
+        local = store.gallery.search(snapshot, DIM, probes, k)
     with monkeypatch.context() as patched:
         patched.setattr(reads, "MAX_PENDING_REMOVALS", -1)
-        reread = gallery_.search(snapshot, DIM, probes, k)
+        reread = store.gallery.search(snapshot, DIM, probes, k)
     return local, reread
 
 
@@ -313,13 +312,13 @@ def check_local_rows_answer_as_the_store(store: Store, monkeypatch: pytest.Monke
     assert view.local is not None
     probes = _probes(store, 40)
     snapshot = store.snapshot(name)
-    local, reread = _search_ways(store, store.gallery, snapshot, probes, 5, monkeypatch)
+    local, reread = _search_ways(store, snapshot, probes, 5, monkeypatch)
     assert local == reread and _top1(local, store.exact(probes, 5)) >= 0.9
     assert all(h.name == h.label.upper() for hits in local for h in hits)
 
     gone = {hits[0].label for hits in local[:10]}
     store.delete(gone)  # seen by the next search: the log is asked per search
-    local, reread = _search_ways(store, store.gallery, snapshot, probes, 5, monkeypatch)
+    local, reread = _search_ways(store, snapshot, probes, 5, monkeypatch)
     assert local == reread and not gone & {h.label for hits in local for h in hits}
     assert _top1(local, store.exact(probes, 5, without=frozenset(gone))) >= 0.9
 
