@@ -159,10 +159,18 @@ def test_a_machine_without_the_index_answers_with_pgvector_and_builds_its_own(
     through_own = other.search(store.snapshot(first, PEOPLE), DIM, probes, 3)
     assert _top1(through_own, expected) >= 0.96
 
-    # A deletion, then a training on a: b updates its own folder to the new snapshot (the
-    # deletion log still reaches back to it) and drops the old one.
+    # A deletion (through the store a's service writes to) is masked on both machines at
+    # once, before any training: each asks the deletion log beside its own local rows.
+    assert ann.load(mine).local is not None
     gone = {hits[0].label for hits in through_own[:5]}
     store.delete(gone)
+    for machine in (store.gallery, other):
+        masked = machine.search(store.snapshot(first, PEOPLE), DIM, probes, 3)
+        assert not gone & {h.label for hits in masked for h in hits}
+        assert _top1(masked, store.exact(probes, 3, without=frozenset(gone))) >= 0.9
+
+    # Then a training on a: b updates its own folder to the new snapshot (the deletion log
+    # still reaches back to it) and drops the old one.
     second = store.build(previous=first)
     assert second is not None
     _record(store, second)
