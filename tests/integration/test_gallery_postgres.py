@@ -125,6 +125,29 @@ def test_a_failed_deletion_check_leaves_the_read_connections_usable(
     assert _top1(found, store.exact(probes, 3)) >= 0.9
 
 
+def test_a_read_connection_the_server_dropped_is_replaced_under_a_search(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """The deletion log's question goes out on a pooled connection that is not pinged: one
+    the server closed meanwhile (a restart, an idle timeout) fails on use, is discarded, and
+    the search runs again on a new one."""
+    store = stores(tmp_path, PEOPLE)
+    name = store.build()
+    snapshot = store.snapshot(name, PEOPLE)
+    probes = _probes(store, 4)
+    before = store.gallery.search(snapshot, DIM, probes, 3)
+    with store.database.engine.connect() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend') AS ended"
+            )
+        ).scalar_one()
+    assert ended >= 1  # the read connection the first searches used
+    assert store.gallery.search(snapshot, DIM, probes, 3) == before
+
+
 def test_a_small_snapshot_is_searched_exactly_in_process(
     tmp_path: Path, stores: Callable[[Path, int], Store]
 ) -> None:

@@ -276,7 +276,11 @@ class PostgresReads:
             try:
                 results = _pg_results(pgconn)
             except BaseException as error:
-                connection.invalidate(error)  # its state unknown: never pooled again
+                # A connection the server dropped is left to ``read_raw``, which discards it
+                # and runs the search again; one still open is in a state unknown (results
+                # unread): never pooled again.
+                if pgconn.status == pq.ConnStatus.OK:
+                    connection.invalidate(error)
                 raise
             error_message = next(
                 (r.error_message for r in results if r.status != pq.ExecStatus.TUPLES_OK), None
