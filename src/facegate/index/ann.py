@@ -450,25 +450,25 @@ class _RowFile:
 
     def blank(self, rows: NDArray[np.int64]) -> None:
         """Zeroes the ascending ``rows``: a removed row's vector leaves the file."""
-        if not len(rows):
-            return
-        runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
-        for run in runs:
-            for start in range(int(run[0]), int(run[-1]) + 1, ADD_CHUNK):
-                count = min(ADD_CHUNK, int(run[-1]) + 1 - start)
+        for first, last in _runs(rows):
+            for start in range(first, last + 1, ADD_CHUNK):
+                count = min(ADD_CHUNK, last + 1 - start)
                 self.write(start, np.zeros((count, self._dimension), self._dtype))
 
     def copy(self, source: Path, rows: int) -> None:
-        """The first ``rows`` rows of another index's vectors file, copied a chunk at a time."""
+        """The first ``rows`` rows of another index's file of this format, a chunk at a time."""
         descriptor = os.open(source, os.O_RDONLY)
         try:
-            offset = _data_offset(descriptor) if self._offset else 0  # the same format as this
-            for start in range(0, rows, ADD_CHUNK):
-                stop = min(rows, start + ADD_CHUNK)
-                rows_read = _read_rows(
-                    descriptor, offset, start, stop, self._dimension, self._dtype
-                )
-                self.write(start, rows_read)
+            offset = _data_offset(descriptor) if self._offset else 0
+            length = rows * self._row_bytes
+            _copy_bytes(
+                descriptor,
+                offset,
+                self._descriptor,
+                self._offset,
+                length,
+                self._row_bytes * ADD_CHUNK,
+            )
         finally:
             os.close(descriptor)
 
@@ -502,22 +502,15 @@ class _TextFile:
         self.offsets[: rows + 1] = offsets[: rows + 1]
         descriptor = os.open(source, os.O_RDONLY)
         try:
-            end = int(offsets[rows])
-            for start in range(0, end, TEXT_CHUNK):
-                chunk = os.pread(descriptor, min(TEXT_CHUNK, end - start), start)
-                if not chunk:
-                    raise EOFError("an index's texts file ends before its offsets do")
-                _write_at(self._descriptor, memoryview(chunk), start)
+            _copy_bytes(descriptor, 0, self._descriptor, 0, int(offsets[rows]), TEXT_CHUNK)
         finally:
             os.close(descriptor)
 
     def blank(self, rows: NDArray[np.int64]) -> None:
         """Zeroes the texts of the ascending ``rows`` (kept in place: offsets stay)."""
-        if not len(rows):
-            return
-        for run in np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1):
-            first, end = int(self.offsets[run[0]]), int(self.offsets[run[-1] + 1])
-            for start in range(first, end, TEXT_CHUNK):
+        for first, last in _runs(rows):
+            begin, end = int(self.offsets[first]), int(self.offsets[last + 1])
+            for start in range(begin, end, TEXT_CHUNK):
                 count = min(TEXT_CHUNK, end - start)
                 _write_at(self._descriptor, memoryview(bytes(count)), start)
 
@@ -590,6 +583,27 @@ class _LocalFiles:
 
     def finish(self, rows: int) -> None:
         self._texts.finish(rows)
+
+
+def _runs(rows: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """The first and last row of each run of consecutive ``rows`` (ascending)."""
+    if not len(rows):
+        return []
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+    return [(int(run[0]), int(run[-1])) for run in runs]
+
+
+def _copy_bytes(
+    source: int, source_at: int, target: int, target_at: int, length: int, chunk: int
+) -> None:
+    """``length`` bytes from one open file to another, ``chunk`` at a time."""
+    done = 0
+    while done < length:
+        data = os.pread(source, min(chunk, length - done), source_at + done)
+        if not data:
+            raise EOFError("an index file ends before the rows asked for")
+        _write_at(target, memoryview(data), target_at + done)
+        done += len(data)
 
 
 def _write_at(descriptor: int, data: memoryview, position: int) -> None:
