@@ -302,8 +302,9 @@ def update(
     ``folder`` with ``meta``: the arrays are copied with the removed rows blanked (their
     vectors and texts leave the files), new rows appended, and the faiss index edited instead
     of rebuilt. Local rows are kept when ``previous`` has them (then every added batch must
-    carry texts). ``previous`` must be a private copy (:func:`load`, not a cached view that
-    searches use): it is edited."""
+    carry texts), in files shared with ``previous`` where they can be (``_LocalFiles``).
+    ``previous`` must be a private copy (:func:`load`, not a cached view that searches use):
+    it is edited."""
     index = previous.index
     old_rows = len(previous.keys)
     size = old_rows + added_count
