@@ -50,7 +50,8 @@ def ivf_sq8(gallery: NDArray[np.float32]) -> tuple[Search, int]:
 def ivf_fast_scan(gallery: NDArray[np.float32]) -> tuple[Search, int]:
     folder = Path(tempfile.mkdtemp()) / "index"
     rows = np.arange(len(gallery), dtype=np.int64)
-    ann.build(folder, gallery.shape[1], [(rows, rows, gallery)], len(gallery), {})
+    training = gallery[ann.training_rows(len(gallery))]
+    ann.build(folder, gallery.shape[1], [(rows, rows, gallery)], len(gallery), {}, training)
     index = ann.load(folder)
     size = (folder / ann.INDEX_FILE).stat().st_size // len(gallery) + 2 * gallery.shape[1]
     return (lambda q: int(index.candidates(q, 1)[0])), size

@@ -36,14 +36,17 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def _unit_vectors(rng: np.random.Generator, rows: int) -> np.ndarray:
+    vectors = rng.standard_normal((rows, DIMENSION), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def _batches(first: int, count: int, seed: int) -> ann.Batches:
     rng = np.random.default_rng(seed)
     for start in range(first, first + count, CHUNK):
         rows = min(CHUNK, first + count - start)
-        vectors = rng.standard_normal((rows, DIMENSION), dtype=np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         ids = np.arange(start, start + rows, dtype=np.int64)
-        yield ids, ids, vectors
+        yield ids, ids, _unit_vectors(rng, rows)
 
 
 def step(kind: str, folder: Path, size: int, changes: int) -> dict[str, float]:
@@ -56,7 +59,10 @@ def step(kind: str, folder: Path, size: int, changes: int) -> dict[str, float]:
     before = _status_mb("VmRSS")
     started = time.perf_counter()
     if kind == "build":
-        ann.build(folder / "base", DIMENSION, _batches(0, size, 0), size, {"revision": 1})
+        # Trained on vectors drawn like the rows (the gallery reads a sample of its rows).
+        training = _unit_vectors(np.random.default_rng(2), len(ann.training_rows(size)))
+        batches = _batches(0, size, 0)
+        ann.build(folder / "base", DIMENSION, batches, size, {"revision": 1}, training)
     else:
         removed = np.arange(0, size, max(1, size // changes), dtype=np.int64)[:changes]
         batches = _batches(size, changes, 1)

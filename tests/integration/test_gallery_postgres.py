@@ -319,12 +319,11 @@ def test_the_searches_deletion_log_question_reads_only_the_removals_it_wants(
 def test_a_snapshots_one_off_reads_are_planned_for_their_values(
     tmp_path: Path, stores: Callable[[Path, int], Store]
 ) -> None:
-    """A training's million-row reads (``driver_rows``) run once: on the main engine, where
+    """A training's million-row reads (``driver_chunks``) run once: on the main engine, where
     PostgreSQL plans each statement for its values, not on the read connections."""
     store = stores(tmp_path, PEOPLE)
-    assert store.database.driver_rows(select(text("current_setting('plan_cache_mode')"))) == [
-        ("auto",)
-    ]
+    setting = select(text("current_setting('plan_cache_mode')"))
+    assert list(store.database.driver_chunks(setting, 10)) == [[("auto",)]]
 
 
 def test_a_training_after_a_bulk_load_analyses_the_tables_it_reads(

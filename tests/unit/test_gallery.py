@@ -464,18 +464,8 @@ def test_a_row_deleted_while_the_index_is_built_leaves_a_blank_row(tmp_path: Pat
     ids = np.arange(1, len(store.vectors) + 1, dtype=np.int64)
     store.delete({"p00003"})
     folder = tmp_path / "index" / "c" / "x"
-    counts = ann.build(
-        folder,
-        DIM,
-        store.gallery._vectors(
-            ids,
-            label_numbers(store.labels),
-            gallery._RowTexts(store.labels, [label.upper() for label in store.labels]),
-            DIM,
-        ),
-        len(ids),
-        {},
-    )
+    training = store.vectors[ann.training_rows(len(ids))]
+    counts = ann.build(folder, DIM, store.gallery._rows(ids, DIM), len(ids), {}, training)
     index = ann.load(folder)
     rows = store.labels.count("p00003")  # two: the first tenth have two vectors
     assert counts == (len(ids) - rows, len(set(store.labels)) - 1) and index.live == len(ids) - rows
@@ -510,7 +500,8 @@ def test_an_index_files_its_rows_by_chunk_and_an_update_copies_blanks_and_append
         for i in range(0, 1100, 100)
     ]
     first = tmp_path / "first"
-    assert ann.build(first, DIM, fed, 1200, {}) == (1100, 1100)  # 100 rows never came
+    training = vectors[ann.training_rows(1200)]
+    assert ann.build(first, DIM, fed, 1200, {}, training) == (1100, 1100)  # 100 never came
     built = ann.load(first)
     assert (built.vectors[:1100] == vectors[:1100].astype(np.float16)).all()
     assert not built.vectors[1100:].any() and (built.keys[1100:] == ann.REMOVED).all()
@@ -571,7 +562,7 @@ def test_an_update_copies_the_local_rows_where_hard_links_fail(
     vectors = _unit(np.random.default_rng(6).normal(size=(300, DIM)).astype(np.float32))
     ids = np.arange(300, dtype=np.int64)
     texts = [f"t{i}".encode() for i in range(300)]
-    ann.build(tmp_path / "a", DIM, [(ids, ids, vectors, texts)], 300, {})
+    ann.build(tmp_path / "a", DIM, [(ids, ids, vectors, texts)], 300, {}, vectors)
 
     def refuse(*_: object) -> None:
         raise OSError(1, "no hard links on this file system")
@@ -594,7 +585,7 @@ def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
 ) -> None:
     vectors = _unit(np.random.default_rng(5).normal(size=(300, DIM)).astype(np.float32))
     ids = np.arange(300, dtype=np.int64)
-    ann.build(tmp_path / "plain", DIM, [(ids, ids, vectors)], 300, {})
+    ann.build(tmp_path / "plain", DIM, [(ids, ids, vectors)], 300, {}, vectors)
     plain = ann.load(tmp_path / "plain")
     assert plain.local is None and not (tmp_path / "plain" / ann.EXACT_FILE).exists()
     # Updated, it stays without (texts given for the added rows are not kept).
@@ -604,11 +595,33 @@ def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
     with_texts = (ids[:150], ids[:150], vectors[:150], [b"t"] * 150)
     without = (ids[150:], ids[150:], vectors[150:])
     with pytest.raises(ValueError, match="every batch"):
-        ann.build(tmp_path / "mixed", DIM, [with_texts, without], 300, {})
-    ann.build(tmp_path / "local", DIM, [(ids, ids, vectors, [b"t"] * 300)], 300, {})
+        ann.build(tmp_path / "mixed", DIM, [with_texts, without], 300, {}, vectors)
+    ann.build(tmp_path / "local", DIM, [(ids, ids, vectors, [b"t"] * 300)], 300, {}, vectors)
     with pytest.raises(ValueError, match="need texts"):
         ann.update(ann.load(tmp_path / "local"), tmp_path / "local2", ids[:0], [without], 150, {})
     assert not (tmp_path / "mixed").exists() and not (tmp_path / "local2").exists()
+
+
+def test_a_build_that_fails_while_its_rows_are_added_leaves_nothing(tmp_path: Path) -> None:
+    """The rows are added in a thread of their own (ann._Adder) while the next batch is read:
+    a failure there reaches the build, and one of the batches' stops the thread first; either
+    way no folder is left, half-written or not."""
+    vectors = _unit(np.random.default_rng(8).normal(size=(400, DIM)).astype(np.float32))
+    ids = np.arange(400, dtype=np.int64)
+    wrong = _unit(np.random.default_rng(9).normal(size=(100, DIM * 2)).astype(np.float32))
+    batches = [(ids[:200], ids[:200], vectors[:200]), (ids[200:300], ids[200:300], wrong)]
+    with pytest.raises(AssertionError):  # faiss refuses vectors of another dimension
+        ann.build(tmp_path / "added", DIM, batches, 400, {}, vectors)
+
+    def failing() -> ann.Batches:
+        yield ids[:200], ids[:200], vectors[:200]
+        raise OSError("the store went away")
+
+    with pytest.raises(OSError, match="went away"):
+        ann.build(tmp_path / "read", DIM, failing(), 400, {}, vectors)
+    assert list(tmp_path.iterdir()) == []
+    assert ann.build(tmp_path / "ok", DIM, [(ids, ids, vectors)], 400, {}, vectors) == (400, 400)
+    assert (ann.load(tmp_path / "ok").candidates(vectors[7], 1) == [7]).all()
 
 
 def test_label_numbers_tell_enrollment_ids_apart() -> None:
@@ -767,10 +780,19 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
             text(reads.NAMES.format(ids="?, ?")),
             ["enrollments USING INDEX sqlite_autoindex_enrollments_1"],
         ),
-        (text(reads.VECTOR_RANGE), ["embeddings USING INTEGER PRIMARY KEY (rowid>? AND"]),
         (
-            text(reads.VECTORS.format(ids="?, ?")),
-            ["embeddings USING INTEGER PRIMARY KEY (rowid=?)"],
+            text(reads.ROW_RANGE),
+            [
+                "e USING INTEGER PRIMARY KEY (rowid>? AND",
+                "n USING INDEX sqlite_autoindex_enrollments_1 (id=?)",
+            ],
+        ),
+        (
+            text(reads.ROWS.format(ids="?, ?")),
+            [
+                "e USING INTEGER PRIMARY KEY (rowid=?)",
+                "n USING INDEX sqlite_autoindex_enrollments_1 (id=?)",
+            ],
         ),
         (
             text(
@@ -796,8 +818,8 @@ def test_a_deletion_is_logged_for_every_collection_holding_the_person(
         "new members",
         "candidates",
         "names",
-        "vector range",
-        "vectors",
+        "row range",
+        "rows",
         "still members",
         "removals",
         "logged after",
@@ -883,7 +905,7 @@ def test_start_up_removes_builds_abandoned_half_written(tmp_path: Path) -> None:
 def _index_folder(folder: Path, rows: int) -> Path:
     vectors = _unit(np.random.default_rng(rows).standard_normal((rows, DIM), dtype=np.float32))
     ids = np.arange(rows, dtype=np.int64)
-    ann.build(folder, DIM, [(ids, ids, vectors)], rows, {})
+    ann.build(folder, DIM, [(ids, ids, vectors)], rows, {}, vectors)
     return folder
 
 

@@ -216,12 +216,12 @@ def test_0006_keeps_every_trained_snapshot_as_a_revision(tmp_path: Path) -> None
     assert "trained_embeddings" not in inspect(database.engine).get_table_names()
 
 
-def test_driver_rows_are_the_statements_rows_and_bind_plain_values_only(
+def test_driver_chunks_are_the_statements_rows_and_bind_plain_values_only(
     tmp_path: Path,
 ) -> None:
-    """The driver's tuples for a training's million-row reads (store/db.py `driver_rows`): the
-    same rows SQLAlchemy returns, and a parameter the driver would convert otherwise than
-    SQLAlchemy (a date) refused instead of silently mis-bound."""
+    """The driver's tuples for a training's million-row reads (store/db.py `driver_chunks`):
+    the same rows SQLAlchemy returns, in chunks of the size asked, and a parameter the driver
+    would convert otherwise than SQLAlchemy (a date) refused instead of silently mis-bound."""
     database = Database.from_settings(Settings(data_dir=tmp_path))
     with database.engine.begin() as connection:
         connection.execute(
@@ -241,10 +241,12 @@ def test_driver_rows_are_the_statements_rows_and_bind_plain_values_only(
     wanted = statement.where(text("name = :name").bindparams(name="B"))
     with database.engine.connect() as connection:
         expected = [tuple(row) for row in connection.execute(wanted)]
-    assert database.driver_rows(wanted) == expected == [("b", "B")]
+    assert list(database.driver_chunks(wanted, 10)) == [expected] == [[("b", "B")]]
+    ordered = statement.order_by(text("id"))
+    assert list(database.driver_chunks(ordered, 1)) == [[("a", "A")], [("b", "B")]]
     dated = statement.where(text("created < :at").bindparams(at=datetime.datetime(2027, 1, 1)))
     with pytest.raises(TypeError, match="integers and strings only"):
-        database.driver_rows(dated)
+        list(database.driver_chunks(dated, 10))
 
 
 def test_a_raw_read_gives_its_connection_back_whatever_it_raises(tmp_path: Path) -> None:

@@ -354,30 +354,22 @@ class InProcessGallery:
                     base,
                     self._root / name,
                     change.removed,
-                    self._vectors(change.added, change.labels, change.texts, dimension),
+                    self._rows(change.added, dimension),
                     len(change.added),
                     _meta(bounds),
                 )
                 return self._built(bounds, name, counts, "updated", started, ahead)
-        rows = self._db.driver_rows(
-            bounds.select(Embedding.id, Embedding.enrollment_id, Enrollment.name)
-            .join(Enrollment, Enrollment.id == Embedding.enrollment_id)
-            .order_by(Embedding.id)
-        )
-        if len(rows) < self._exact_limit:
+        ids = self._snapshot_ids(bounds)
+        if len(ids) < self._exact_limit:
             return BuiltIndex(None)
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        enrollment_ids = [row[1] for row in rows]
-        labels = label_numbers(enrollment_ids)
-        texts = _RowTexts(enrollment_ids, [row[2] for row in rows])
-        del rows
         name = name or self._new_name(bounds, tag)
         counts = ann.build(
             self._root / name,
             dimension,
-            self._vectors(ids, labels, texts, dimension),
+            self._rows(ids, dimension),
             len(ids),
             _meta(bounds),
+            training=self._training(ids, dimension),
         )
         return self._built(bounds, name, counts, "built", started, ahead)
 
@@ -501,45 +493,51 @@ class InProcessGallery:
             )
             added.sort()
             ids = np.array([row[0] for row in added], dtype=np.int64)
-            fresh = ~np.isin(ids, base.held_keys())
-            enrollment_ids = [row[1] for row, new in zip(added, fresh, strict=True) if new]
-            names = _names(connection, sorted(set(enrollment_ids)))
-        return _Change(
-            ids[fresh],
-            label_numbers(enrollment_ids),
-            removed,
-            _RowTexts(enrollment_ids, [names.get(i) for i in enrollment_ids]),
-        )
+        return _Change(ids[~np.isin(ids, base.held_keys())], removed)
 
-    def _vectors(
-        self,
-        ids: NDArray[np.int64],
-        labels: NDArray[np.int64],
-        texts: _RowTexts,
-        dimension: int,
+    def _snapshot_ids(self, bounds: SnapshotBounds) -> NDArray[np.int64]:
+        """The snapshot's embedding ids, ascending."""
+        statement = bounds.select(Embedding.id).order_by(Embedding.id)
+        chunks = [
+            np.fromiter((row[0] for row in chunk), dtype=np.int64, count=len(chunk))
+            for chunk in self._db.driver_chunks(statement, ann.ADD_CHUNK)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+
+    def _training(self, ids: NDArray[np.int64], dimension: int) -> NDArray[np.float32]:
+        """The vectors that train an index of the rows ``ids`` (``ann.training_rows``), read
+        by id: ~80,000 rows at 10^6. A row deleted since the ids were read is missing."""
+        wanted = ids[ann.training_rows(len(ids))]
+        found = [batch[2] for batch in self._rows(wanted, dimension)]
+        return np.concatenate(found) if found else np.zeros((0, dimension), np.float32)
+
+    def _rows(
+        self, ids: NDArray[np.int64], dimension: int
     ) -> Iterator[
         tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes]]
     ]:
         """The rows' ids, labels, vectors and texts (``row_text``) in chunks of ascending
-        ids: one chunk's float32 copy at a time. A chunk of nearby ids is read as an id range,
+        ids: one chunk's rows at a time. A chunk of nearby ids is read as an id range,
         scattered ones by id; on the DB-API cursor (SQLAlchemy's rows and blob conversion were
-        ~5 s of a 36 s build of 10^6)."""
+        ~5 s of a 36 s build of 10^6). A row deleted since the ids were read is simply
+        missing (the index leaves a blank row for it)."""
         connection = self._db.engine.raw_connection()
         try:
             with contextlib.closing(self._reads.cursor(connection)) as cursor:
                 for start in range(0, len(ids), ann.ADD_CHUNK):
                     wanted = ids[start : start + ann.ADD_CHUNK]
-                    found, vectors = self._reads.vectors(cursor, wanted, dimension)
-                    keep = np.isin(found, wanted)
-                    # A row deleted since the ids were read is simply missing (the index leaves
-                    # a blank row for it): both lists ascend, so the labels of those found line
-                    # up.
-                    present = np.isin(wanted, found[keep])
+                    found = self._reads.rows(cursor, wanted, dimension)
+                    found = found.where(np.isin(found.ids, wanted))
                     yield (
-                        found[keep],
-                        labels[start : start + ann.ADD_CHUNK][present],
-                        vectors[keep],
-                        texts.encoded(start + np.flatnonzero(present)),
+                        found.ids,
+                        label_numbers(found.enrollment_ids),
+                        found.vectors,
+                        [
+                            row_text(enrollment_id, name)
+                            for enrollment_id, name in zip(
+                                found.enrollment_ids, found.names, strict=True
+                            )
+                        ],
                     )
         finally:
             connection.close()
@@ -592,22 +590,9 @@ def still_members(collection_id: str, labels: Sequence[str]) -> Select[str]:
 
 
 @dataclass(frozen=True)
-class _RowTexts:
-    """The enrollment id and name of each row an index is given, encoded a chunk at a time."""
-
-    enrollment_ids: Sequence[str]
-    names: Sequence[str | None]
-
-    def encoded(self, rows: NDArray[np.int64]) -> list[bytes]:
-        return [row_text(self.enrollment_ids[row], self.names[row]) for row in rows]
-
-
-@dataclass(frozen=True)
 class _Change:
     added: NDArray[np.int64]  # embedding ids, ascending
-    labels: NDArray[np.int64]  # of their enrollments (label_numbers)
     removed: NDArray[np.int64]  # embedding ids the previous index holds
-    texts: _RowTexts  # of the added rows
 
 
 def row_text(enrollment_id: str, name: str | None) -> bytes:
@@ -648,16 +633,6 @@ def _rank_local(
             best[label] = (float(distance), name)
     ranked = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[:k]
     return [GalleryHit(label, name, distance) for label, (distance, name) in ranked]
-
-
-def _names(connection: Any, enrollment_ids: Sequence[str]) -> dict[str, str | None]:
-    """The names of these enrollments (on a SQLAlchemy connection), ``IN_CHUNK`` at a time."""
-    names: dict[str, str | None] = {}
-    for start in range(0, len(enrollment_ids), IN_CHUNK):
-        wanted = Enrollment.id.in_(enrollment_ids[start : start + IN_CHUNK])
-        rows = connection.execute(select(Enrollment.id, Enrollment.name).where(wanted))
-        names.update((row[0], row[1]) for row in rows)
-    return names
 
 
 def _meta(bounds: SnapshotBounds) -> dict[str, int | str]:

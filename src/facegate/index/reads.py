@@ -4,8 +4,9 @@ The request path asks which rows left a collection since its snapshot (the delet
 before the index's scan so that the answer's round trip overlaps the scan (PostgreSQL: libpq's
 asynchronous API on the pooled connection), where the snapshot's index carries its rows'
 vectors and names; otherwise it re-reads a search's best few candidates and the names of the
-answers (on PostgreSQL in the same statement). Training reads the vectors of the rows it adds
-to an index, and what changed since the previous index.
+answers (on PostgreSQL in the same statement). Training reads the rows it adds to an index
+(vectors with their enrollment's id and name, in one pass), and what changed since the
+previous index.
 Through SQLAlchemy (pool checkout, expanding IN, result rows, blob conversion) these cost ~0.5 ms
 more per search and ~5 s more per build of 10^6 rows, so they run on the driver's cursor, with
 SQL written for each backend: SQLite takes ``?`` parameters, a limited number of them (ids go in
@@ -21,7 +22,7 @@ import functools
 import select
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import psycopg
@@ -56,6 +57,25 @@ class Candidates:
     names: dict[str, str | None] | None = None
 
 
+class StoredRows(NamedTuple):
+    """Embeddings as a training reads them for an index, a row each, by ascending id."""
+
+    ids: NDArray[np.int64]
+    vectors: NDArray[np.float32]
+    enrollment_ids: list[str]
+    names: list[str | None]
+
+    def where(self, keep: NDArray[np.bool_]) -> StoredRows:
+        """The rows ``keep`` marks."""
+        chosen = np.flatnonzero(keep)
+        return StoredRows(
+            self.ids[chosen],
+            self.vectors[chosen],
+            [self.enrollment_ids[row] for row in chosen],
+            [self.names[row] for row in chosen],
+        )
+
+
 class StoreReads(Protocol):
     # What an update reads instead of every member: the embeddings made since the previous
     # snapshot whose enrollment is a member at this one, and the older embeddings of the
@@ -85,20 +105,28 @@ class StoreReads(Protocol):
         """The names of these enrollments, which are among ``found``."""
         ...
 
-    def vectors(
-        self, cursor: Any, ids: NDArray[np.int64], dimension: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """The rows of these ascending embedding ids still present: their ids and vectors, in
-        ascending order. ``ids`` may be read as the range from the first to the last when
-        most ids in it are wanted (the caller drops the others)."""
+    def rows(self, cursor: Any, ids: NDArray[np.int64], dimension: int) -> StoredRows:
+        """The rows of these ascending embedding ids still present, with their enrollment's id
+        and name, in ascending order. ``ids`` may be read as the range from the first to the
+        last when most ids in it are wanted (the caller drops the others)."""
         ...
+
+
+def _stored(rows: Sequence[tuple[Any, ...]], vectors: NDArray[np.float32]) -> StoredRows:
+    """Rows of (id, vector, enrollment id, name), their vectors already a matrix."""
+    return StoredRows(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        vectors,
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
 
 
 # -- SQLite ----------------------------------------------------------------------------------
 
 # SQLite keeps the order of CROSS JOINed tables, so the change drives each statement.
 _NEW_EMBEDDINGS = (
-    "SELECT e.id, e.enrollment_id FROM embeddings AS e CROSS JOIN collection_members AS m "
+    "SELECT e.id FROM embeddings AS e CROSS JOIN collection_members AS m "
     "WHERE e.id > :since_watermark AND e.id <= :watermark AND e.recipe = :recipe "
     "AND m.collection_id = :collection AND m.enrollment_id = e.enrollment_id "
     "AND m.added_revision <= :revision"
@@ -107,7 +135,7 @@ _NEW_EMBEDDINGS = (
 # (left to choose, SQLite scans the recipe's index for each member: 612 s for 1,000 members
 # at 10^6).
 _NEW_MEMBERS = (
-    "SELECT e.id, e.enrollment_id FROM collection_members AS m "
+    "SELECT e.id FROM collection_members AS m "
     "CROSS JOIN embeddings AS e {hint} "
     "WHERE m.collection_id = :collection AND m.added_revision > :since_revision "
     "AND m.added_revision <= :revision AND e.enrollment_id = m.enrollment_id "
@@ -132,8 +160,15 @@ REMOVALS = (
 LOGGED_AFTER = "SELECT removals_logged_after FROM collections WHERE id = ?"
 # Names are read for the labels answered only: at 10^6 each lookup is ~30 us of a warm cache.
 NAMES = "SELECT id, name FROM enrollments WHERE id IN ({ids})"
-VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= ? AND id <= ? ORDER BY id"
-VECTORS = "SELECT id, vector FROM embeddings WHERE id IN ({ids}) ORDER BY id"
+# A training's rows with their enrollment's id and name: each name is a lookup by primary key
+# (in one pass with the vectors: reading the ids and names of 10^6 rows first, as a list,
+# took 5 s of an 18 s build).
+_ROWS = (
+    "SELECT e.id, e.vector, e.enrollment_id, n.name FROM embeddings AS e "
+    "CROSS JOIN enrollments AS n WHERE {where} AND n.id = e.enrollment_id ORDER BY e.id"
+)
+ROW_RANGE = _ROWS.format(where="e.id >= ? AND e.id <= ?")
+ROWS = _ROWS.format(where="e.id IN ({ids})")
 
 
 @functools.cache
@@ -203,16 +238,13 @@ class SqliteReads:
     ) -> dict[str, str | None]:
         return dict(_rows_by_ids(cursor, NAMES, enrollment_ids))
 
-    def vectors(
-        self, cursor: Any, ids: NDArray[np.int64], dimension: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    def rows(self, cursor: Any, ids: NDArray[np.int64], dimension: int) -> StoredRows:
         if _dense(ids):
-            cursor.execute(VECTOR_RANGE, (int(ids[0]), int(ids[-1])))
+            cursor.execute(ROW_RANGE, (int(ids[0]), int(ids[-1])))
             rows = cursor.fetchall()
         else:
-            rows = _rows_by_ids(cursor, VECTORS, [int(i) for i in ids])
-        found = np.array([r[0] for r in rows], dtype=np.int64)
-        return found, stack_blobs([r[1] for r in rows], dimension)
+            rows = _rows_by_ids(cursor, ROWS, [int(i) for i in ids])
+        return _stored(rows, stack_blobs([r[1] for r in rows], dimension))
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -242,8 +274,12 @@ PG_REMOVALS = (
     b"ORDER BY r.removed_revision LIMIT $3) "
     b"FROM collections AS c WHERE c.id = $1"
 )
-_PG_VECTOR_RANGE = "SELECT id, vector FROM embeddings WHERE id >= %s AND id <= %s ORDER BY id"
-_PG_VECTORS = "SELECT id, vector FROM embeddings WHERE id = ANY(%s) ORDER BY id"
+_PG_ROWS = (
+    "SELECT e.id, e.vector, e.enrollment_id, n.name FROM embeddings AS e "
+    "JOIN enrollments AS n ON n.id = e.enrollment_id WHERE {where} ORDER BY e.id"
+)
+_PG_ROW_RANGE = _PG_ROWS.format(where="e.id >= %s AND e.id <= %s")
+_PG_ROW_IDS = _PG_ROWS.format(where="e.id = ANY(%s)")
 
 
 def pgvector_rows(values: Sequence[bytes], dimension: int) -> NDArray[np.float32]:
@@ -317,16 +353,13 @@ class PostgresReads:
         assert found.names is not None  # read with the candidates
         return {enrollment_id: found.names[enrollment_id] for enrollment_id in enrollment_ids}
 
-    def vectors(
-        self, cursor: Any, ids: NDArray[np.int64], dimension: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    def rows(self, cursor: Any, ids: NDArray[np.int64], dimension: int) -> StoredRows:
         if _dense(ids):
-            cursor.execute(_PG_VECTOR_RANGE, (int(ids[0]), int(ids[-1])))
+            cursor.execute(_PG_ROW_RANGE, (int(ids[0]), int(ids[-1])))
         else:
-            cursor.execute(_PG_VECTORS, ([int(i) for i in ids],))
+            cursor.execute(_PG_ROW_IDS, ([int(i) for i in ids],))
         rows = cursor.fetchall()
-        found = np.array([r[0] for r in rows], dtype=np.int64)
-        return found, pgvector_rows([r[1] for r in rows], dimension)
+        return _stored(rows, pgvector_rows([r[1] for r in rows], dimension))
 
 
 def _pg_results(pgconn: Any) -> list[Any]:
