@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from sqlalchemy import select, text
@@ -314,6 +315,29 @@ def test_the_searches_deletion_log_question_reads_only_the_removals_it_wants(
         lambda connection: reads.PostgresReads().removals(connection, "c", 19_990)()
     )
     assert found is not None and sorted(found.tolist()) == list(range(19_991, 20_001))
+
+
+def test_a_trainings_row_reads_look_each_name_up_by_its_key(
+    tmp_path: Path, stores: Callable[[Path, int], Store]
+) -> None:
+    """A build reads its rows with their names a chunk of ids at a time (reads.PostgresReads
+    ``rows``): written as a join, PostgreSQL hashed the whole enrollments table for every
+    chunk (at 10^6, 20 sequential scans and sorts on disk: 7.95 s instead of 3.4)."""
+    store = stores(tmp_path, PEOPLE)
+    with store.database.engine.connect() as connection:
+        explained = "\n".join(
+            row[0]
+            for row in connection.exec_driver_sql(f"EXPLAIN {reads.PG_ROW_RANGE}", (1, 1_000_000))
+        )
+    assert "Seq Scan on enrollments" not in explained and "pk_enrollments" in explained, explained
+    wanted = np.arange(1, 11, dtype=np.int64)
+    found = store.database.read_raw(
+        lambda connection: reads.PostgresReads().rows(
+            reads.PostgresReads().cursor(connection), wanted, DIM
+        )
+    )
+    assert found.ids.tolist() == wanted.tolist()
+    assert found.names == [enrollment.upper() for enrollment in found.enrollment_ids]
 
 
 def test_a_snapshots_one_off_reads_are_planned_for_their_values(

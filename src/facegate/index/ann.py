@@ -446,16 +446,15 @@ def _distinct(values: NDArray[np.int64]) -> int:
 
 class _RowFile:
     """A new index's float16 vectors (or its local rows' float32 ones): a ``.npy`` file
-    written and read by offset, one chunk at a time, and never mapped by the process that
-    writes it. Every page written or read
-    through a map counts in that process's resident memory until the map goes (the vectors
-    are 256 MB at 10^6 rows): through maps, a build of 10^6 rows raised the process's peak by
-    415 MB and an update of it (1,000 rows removed, 1,000 added) by 540 MB, since it read the
-    previous file and wrote the new one; by offset, 178 and 53 MB (tools/index_memory.py).
-    Nor are maps flushed with msync: CPython's ``mmap.flush`` holds the GIL while the kernel
-    writes, 64-206 ms of every request thread a retrain at 10^6; _Staging fsyncs the file
-    without it. Rows never written read as zeros: the file is created at its full length,
-    sparse."""
+    written (and an update's copied) by offset, one chunk at a time, and never mapped by the
+    process that writes it. Every page written or read through a map counts in that process's
+    resident memory until the map goes (the vectors are 256 MB at 10^6 rows): through maps, a
+    build of 10^6 rows raised the process's peak by 415 MB and an update of it (1,000 rows
+    removed, 1,000 added) by 540 MB, since it read the previous file and wrote the new one; by
+    offset, 178 and 53 MB (tools/index_memory.py). Nor are maps flushed with msync: CPython's
+    ``mmap.flush`` holds the GIL while the kernel writes, 64-206 ms of every request thread a
+    retrain at 10^6; _Staging fsyncs the file without it. Rows never written read as zeros:
+    the file is created at its full length, sparse."""
 
     def __init__(self, descriptor: int, offset: int, dimension: int, dtype: type) -> None:
         self._descriptor = descriptor
@@ -491,20 +490,6 @@ class _RowFile:
     def write(self, row: int, vectors: NDArray[np.floating[Any]]) -> None:
         data = np.ascontiguousarray(vectors, dtype=self._dtype).data.cast("B")
         _write_at(self._descriptor, data, self._offset + row * self._row_bytes)
-
-    def read(self, start: int, stop: int) -> NDArray[np.floating[Any]]:
-        return _read_rows(self._descriptor, self._offset, start, stop, self._dimension, self._dtype)
-
-    def rows(self, wanted: NDArray[np.int64]) -> NDArray[np.float32]:
-        """The ascending rows ``wanted`` as float32, read a chunk at a time."""
-        found = []
-        for start in range(0, int(wanted[-1]) + 1, ADD_CHUNK):
-            stop = start + ADD_CHUNK
-            here = wanted[(wanted >= start) & (wanted < stop)]
-            if len(here):
-                chunk = self.read(start, min(stop, int(here[-1]) + 1))
-                found.append(chunk[here - start].astype(np.float32))
-        return np.concatenate(found)
 
     def blank(self, rows: NDArray[np.int64]) -> None:
         """Zeroes the ascending ``rows``: a removed row's vector leaves the file."""
@@ -689,14 +674,6 @@ def _data_offset(descriptor: int) -> int:
         else:
             np.lib.format.read_array_header_2_0(file)
         return file.tell()
-
-
-def _read_rows(
-    descriptor: int, offset: int, start: int, stop: int, dimension: int, dtype: np.dtype[Any]
-) -> NDArray[Any]:
-    rows = np.empty((stop - start, dimension), dtype)
-    _read_into(descriptor, rows, offset + start * rows.itemsize * dimension)
-    return rows
 
 
 class _Staging:

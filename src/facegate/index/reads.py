@@ -274,12 +274,16 @@ PG_REMOVALS = (
     b"ORDER BY r.removed_revision LIMIT $3) "
     b"FROM collections AS c WHERE c.id = $1"
 )
+# Each name a subquery by primary key: as a join, PostgreSQL hashed every enrollment for each
+# chunk of 50,000 rows (a sequential scan of the table and a sort on disk; 7.95 s for 10^6
+# rows instead of 3.4 s, and 1.2 s without the names).
 _PG_ROWS = (
-    "SELECT e.id, e.vector, e.enrollment_id, n.name FROM embeddings AS e "
-    "JOIN enrollments AS n ON n.id = e.enrollment_id WHERE {where} ORDER BY e.id"
+    "SELECT e.id, e.vector, e.enrollment_id, "
+    "(SELECT n.name FROM enrollments AS n WHERE n.id = e.enrollment_id) "
+    "FROM embeddings AS e WHERE {where} ORDER BY e.id"
 )
-_PG_ROW_RANGE = _PG_ROWS.format(where="e.id >= %s AND e.id <= %s")
-_PG_ROW_IDS = _PG_ROWS.format(where="e.id = ANY(%s)")
+PG_ROW_RANGE = _PG_ROWS.format(where="e.id >= %s AND e.id <= %s")
+PG_ROW_IDS = _PG_ROWS.format(where="e.id = ANY(%s)")
 
 
 def pgvector_rows(values: Sequence[bytes], dimension: int) -> NDArray[np.float32]:
@@ -355,9 +359,9 @@ class PostgresReads:
 
     def rows(self, cursor: Any, ids: NDArray[np.int64], dimension: int) -> StoredRows:
         if _dense(ids):
-            cursor.execute(_PG_ROW_RANGE, (int(ids[0]), int(ids[-1])))
+            cursor.execute(PG_ROW_RANGE, (int(ids[0]), int(ids[-1])))
         else:
-            cursor.execute(_PG_ROW_IDS, ([int(i) for i in ids],))
+            cursor.execute(PG_ROW_IDS, ([int(i) for i in ids],))
         rows = cursor.fetchall()
         return _stored(rows, pgvector_rows([r[1] for r in rows], dimension))
 
