@@ -160,9 +160,8 @@ REMOVALS = (
 LOGGED_AFTER = "SELECT removals_logged_after FROM collections WHERE id = ?"
 # Names are read for the labels answered only: at 10^6 each lookup is ~30 us of a warm cache.
 NAMES = "SELECT id, name FROM enrollments WHERE id IN ({ids})"
-# A training's rows with their enrollment's id and name: each name is a lookup by primary key
-# (in one pass with the vectors: reading the ids and names of 10^6 rows first, as a list,
-# took 5 s of an 18 s build).
+# A training's rows with their enrollment's id and name, each name a lookup by primary key: one
+# pass with the vectors, instead of every row's ids and name read first and held as one list.
 _ROWS = (
     "SELECT e.id, e.vector, e.enrollment_id, n.name FROM embeddings AS e "
     "CROSS JOIN enrollments AS n WHERE {where} AND n.id = e.enrollment_id ORDER BY e.id"

@@ -161,10 +161,9 @@ class Database:
     ) -> Iterator[list[tuple[Any, ...]]]:
         """``statement``'s rows as the driver returns them, ``rows_per_chunk`` at a time: no
         SQLAlchemy row objects nor result processing, for reads of 10^6 rows (a snapshot's
-        embedding ids and enrollment ids: 3.9 s as SQLAlchemy rows), and never all of them
-        as Python objects at once (a list of 10^6 ids and names was 5 s of a build, much of
-        it the garbage collector walking it). Its columns and parameters must be ones the
-        driver converts as SQLAlchemy would (integers, strings). On the main engine, not
+        embedding ids: 3.9 s with their enrollment ids as SQLAlchemy rows), never all of them
+        as Python objects at once. Its columns and parameters must be ones the driver
+        converts as SQLAlchemy would (integers, strings). On the main engine, not
         ``read_raw``: a statement run once a training is planned for its values."""
         compiled = statement.compile(
             dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
