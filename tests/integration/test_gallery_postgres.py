@@ -6,6 +6,7 @@ behave as two machines would (the index folders are per data folder, the rows sh
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -331,11 +332,13 @@ def test_a_trainings_row_reads_look_each_name_up_by_its_key(
         )
     assert "Seq Scan on enrollments" not in explained and "pk_enrollments" in explained, explained
     wanted = np.arange(1, 11, dtype=np.int64)
-    found = store.database.read_raw(
-        lambda connection: reads.PostgresReads().rows(
-            reads.PostgresReads().cursor(connection), wanted, DIM
-        )
-    )
+    postgres = reads.PostgresReads()
+
+    def read(connection: Any) -> reads.StoredRows:
+        with contextlib.closing(postgres.cursor(connection)) as cursor:
+            return postgres.rows(cursor, wanted, DIM)
+
+    found = store.database.read_raw(read)
     assert found.ids.tolist() == wanted.tolist()
     assert found.names == [enrollment.upper() for enrollment in found.enrollment_ids]
 
