@@ -148,6 +148,8 @@ Batch = (
     | tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes]]
 )
 Batches = Iterable[Batch]
+# A batch as a build or update takes it apart: texts None where it carries none.
+_Parts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes] | None]
 
 
 def fits(dimension: int) -> bool:
@@ -288,18 +290,14 @@ def build(
         row = 0
         with _Adder(index) as adder:
             for number, batch in enumerate(batches):
-                ids, batch_labels, batch_vectors, texts = _parts(batch)
-                if number == 0 and texts is not None:
+                parts = _parts(batch)
+                if number == 0 and parts[3] is not None:
                     local = opened.enter_context(_LocalFiles(staging, size, dimension))
-                elif (texts is None) != (local is None):
+                elif (parts[3] is None) != (local is None):
                     raise ValueError("either every batch of an index carries texts or none does")
-                keys[row : row + len(ids)] = ids
-                labels[row : row + len(ids)] = batch_labels
-                vectors.write(row, batch_vectors)
-                if local is not None and texts is not None:
-                    local.write(row, batch_vectors, texts)
-                adder.add(batch_vectors, np.arange(row, row + len(ids), dtype=np.int64))
-                row += len(ids)
+                placed = _put(row, parts, keys, labels, vectors, local)
+                adder.add(parts[2], placed)
+                row += len(placed)
         if row == 0:
             raise RuntimeError("no rows to index")
         if local is not None:
@@ -350,16 +348,12 @@ def update(
         row = old_rows
         faiss.omp_set_num_threads(_build_threads())
         for batch in added:
-            ids, batch_labels, batch_vectors, texts = _parts(batch)
-            keys[row : row + len(ids)] = ids
-            labels[row : row + len(ids)] = batch_labels
-            vectors.write(row, batch_vectors)
-            if local is not None:
-                if texts is None:
-                    raise ValueError("rows added to an index with local rows need texts")
-                local.write(row, batch_vectors, texts)
-            index.add_with_ids(batch_vectors, np.arange(row, row + len(ids), dtype=np.int64))
-            row += len(ids)
+            parts = _parts(batch)
+            if local is not None and parts[3] is None:
+                raise ValueError("rows added to an index with local rows need texts")
+            placed = _put(row, parts, keys, labels, vectors, local)
+            index.add_with_ids(parts[2], placed)
+            row += len(placed)
         if local is not None:
             local.finish(row)
         return _write(staging, index, keys, labels, meta)
@@ -408,11 +402,31 @@ class _Adder:
 
 def _parts(
     batch: Batch,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes] | None]:
+) -> _Parts:
     if len(batch) == 4:
         return batch
     ids, labels, vectors = batch
     return ids, labels, vectors, None
+
+
+def _put(
+    row: int,
+    parts: _Parts,
+    keys: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    vectors: _RowFile,
+    local: _LocalFiles | None,
+) -> NDArray[np.int64]:
+    """A batch's keys, labels, float16 vectors and (into ``local``, which needs its texts)
+    local rows, written from ``row`` on; the row numbers it took: its ids in faiss."""
+    ids, batch_labels, batch_vectors, texts = parts
+    placed = np.arange(row, row + len(ids), dtype=np.int64)
+    keys[row : row + len(ids)] = ids
+    labels[row : row + len(ids)] = batch_labels
+    vectors.write(row, batch_vectors)
+    if local is not None and texts is not None:
+        local.write(row, batch_vectors, texts)
+    return placed
 
 
 def _blank_rows(size: int) -> NDArray[np.int64]:

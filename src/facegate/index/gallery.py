@@ -52,7 +52,7 @@ from facegate.errors import RecipeMismatch
 from facegate.index import ann
 from facegate.index.cache import CachedIndex, IndexCache
 from facegate.index.exact import ExactIndex
-from facegate.index.reads import IN_CHUNK, reads_for
+from facegate.index.reads import IN_CHUNK, StoredRows, reads_for
 from facegate.service.ports import BuiltIndex, GalleryHit, TrainedSnapshot
 from facegate.store.db import Database
 from facegate.store.models import (
@@ -508,7 +508,7 @@ class InProcessGallery:
         """The vectors that train an index of the rows ``ids`` (``ann.training_rows``), read
         by id: ~80,000 rows at 10^6. A row deleted since the ids were read is missing."""
         wanted = ids[ann.training_rows(len(ids))]
-        found = [batch[2] for batch in self._rows(wanted, dimension)]
+        found = [chunk.vectors for chunk in self._stored(wanted, dimension)]
         return np.concatenate(found) if found else np.zeros((0, dimension), np.float32)
 
     def _rows(
@@ -516,29 +516,28 @@ class InProcessGallery:
     ) -> Iterator[
         tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequence[bytes]]
     ]:
-        """The rows' ids, labels, vectors and texts (``row_text``) in chunks of ascending
-        ids: one chunk's rows at a time. A chunk of nearby ids is read as an id range,
-        scattered ones by id; on the DB-API cursor (SQLAlchemy's rows and blob conversion were
-        ~5 s of a 36 s build of 10^6). A row deleted since the ids were read is simply
-        missing (the index leaves a blank row for it)."""
+        """The rows' ids, labels, vectors and texts (``row_text``) as an index takes them, a
+        chunk of ``_stored`` at a time."""
+        for found in self._stored(ids, dimension):
+            texts = [
+                row_text(enrollment_id, name)
+                for enrollment_id, name in zip(found.enrollment_ids, found.names, strict=True)
+            ]
+            yield found.ids, label_numbers(found.enrollment_ids), found.vectors, texts
+
+    def _stored(self, ids: NDArray[np.int64], dimension: int) -> Iterator[StoredRows]:
+        """The rows of these ascending ids, in chunks of ascending ids: one chunk's rows at a
+        time. A chunk of nearby ids is read as an id range, scattered ones by id; on the
+        DB-API cursor (SQLAlchemy's rows and blob conversion were ~5 s of a 36 s build of
+        10^6). A row deleted since the ids were read is simply missing (the index leaves a
+        blank row for it)."""
         connection = self._db.engine.raw_connection()
         try:
             with contextlib.closing(self._reads.cursor(connection)) as cursor:
                 for start in range(0, len(ids), ann.ADD_CHUNK):
                     wanted = ids[start : start + ann.ADD_CHUNK]
                     found = self._reads.rows(cursor, wanted, dimension)
-                    found = found.where(np.isin(found.ids, wanted))
-                    yield (
-                        found.ids,
-                        label_numbers(found.enrollment_ids),
-                        found.vectors,
-                        [
-                            row_text(enrollment_id, name)
-                            for enrollment_id, name in zip(
-                                found.enrollment_ids, found.names, strict=True
-                            )
-                        ],
-                    )
+                    yield found.where(np.isin(found.ids, wanted))
         finally:
             connection.close()
 
