@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+import faiss
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -457,6 +458,32 @@ def test_an_index_of_the_previous_release_answers_and_is_rebuilt(tmp_path: Path)
     second = store.build(previous=first)
     assert second is not None and second != first
     assert ann.load(tmp_path / "index" / second).live == len(store.vectors)
+
+
+def test_an_index_of_several_lists_is_searched_through_all_and_rebuilt(tmp_path: Path) -> None:
+    """An older release partitioned its index into lists and visited half of them; this one
+    has one list (ann.LISTS): such an index is searched through every list until the next
+    training builds it anew instead of updating it."""
+    store = Store(tmp_path, 3000, limit=500)
+    first = store.build()
+    assert first is not None
+    folder = tmp_path / "index" / first
+    held = ann.load(folder)
+    assert held.lists == ann.LISTS == 1
+    older = faiss.index_factory(DIM, f"IVF16,PQ{DIM // 2}x4fs")
+    faiss.extract_index_ivf(older).by_residual = False
+    older.train(store.vectors)
+    rows = np.flatnonzero(held.keys != ann.REMOVED)
+    older.add_with_ids(store.vectors[held.keys[rows] - 1], rows)  # the store numbers rows from 1
+    faiss.write_index(older, str(folder / ann.INDEX_FILE))
+    reopened = ann.load(folder)
+    assert reopened.lists == 16
+    # Each stored vector finds itself: in whichever list it is, every list was visited.
+    assert all(reopened.candidates(store.vectors[k - 1], 1)[0] == k for k in held.keys[::50])
+    store.enroll("new", _unit(np.random.default_rng(5).normal(size=(1, DIM)).astype(np.float32)))
+    second = store.build(previous=first)
+    assert second is not None
+    assert ann.load(tmp_path / "index" / second).lists == ann.LISTS
 
 
 def test_rows_added_after_removals_are_found(tmp_path: Path) -> None:

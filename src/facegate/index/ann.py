@@ -1,15 +1,16 @@
-"""An approximate nearest-neighbour index over a snapshot's embeddings: faiss IVF + fast-scan PQ,
-with a memory-mapped float16 copy of the vectors to re-rank its candidates.
+"""An approximate nearest-neighbour index over a snapshot's embeddings: faiss fast-scan PQ codes
+of every row (an IVF of one list), with a memory-mapped float16 copy of the vectors to re-rank
+its candidates.
 
 Why this shape (measured with tools/ann_choice.py on 1,000,000 vectors drawn like SFace
 descriptors, probes by real LFW images, BENCHMARKS.md "Scale"): face descriptors spread almost
 uniformly over the sphere and a probe lies far from every stored vector but its mate's, which
 defeats graph indexes — usearch's HNSW (32 links, 256 candidates) found the true nearest for 76 %
 of probes at 10^6 after an 18-minute build — and makes any coarse partition weak, so a search has
-to look at a good part of the collection. Fast-scan PQ (4-bit codes, 2 dimensions per code,
-SIMD lookup tables) makes that cheap: half of 10^6 codes scanned in ~3-4 ms on one core, and
-the true nearest is among the first ``CANDIDATES`` for ~99.5 % of probes (``PROBE_SHARE``); a
-10^6 build takes ~10-15 s instead of ~18 minutes.
+to look at most of the collection (see ``LISTS``). Fast-scan PQ (4-bit codes, 2 dimensions per
+code, SIMD lookup tables) makes that cheap: every code of 10^6 scanned in ~1.5 ms on one core,
+and the true nearest is among the first ``CANDIDATES`` for nearly every probe; a 10^6 build
+trains codebooks on a small sample and encodes each row once.
 
 One snapshot's index is a folder written once and never changed (a new training makes a new
 folder), so a reader never sees it half-written and never needs to check it for staleness:
@@ -94,36 +95,26 @@ REMOVED = -1  # the key of a row an update removed (its vector is zeroed: gone f
 PARTIAL_SUFFIX = ".partial"
 ABANDONED_AFTER_S = 3600.0
 
-# Lists of the coarse partition: about one per 500 vectors, at most 2,048. On this data a
-# search must visit a good share of the lists whatever their number, and finer lists lose less
-# of it: at 10^6 and 30 % of the lists, 1,024 lists found the true nearest for 96.5 % of 200
-# real probes, 2,048 for 99 % (4,096: 98.5 %, and 26 s of k-means instead of 7).
-VECTORS_PER_LIST = 500
-MAX_LISTS = 2_048
-MIN_LISTS = 16
-# Share of the lists a search visits, and candidates taken from the codes before the float16
-# re-rank. Nearly every miss is a true nearest in a list not visited, so the share sets the
-# recall and the time (the codes scanned). Chosen on the 945 LFW DevTrain people with two
-# images (the fit split) as probes at 10^6 (``tools/ann_choice.py DATA --shares
-# 0.3,0.4,0.5,0.6 --dev-probes``): 30 % of the lists found the true nearest for 98.4 % of them
-# (2.7 ms p50, one core), 40 % for 99.0 %, 50 % for 99.6 % (2.7 ms), 60 % for all (3.2 ms).
-# On the 735 people outside DevTrain that the bench reports on (the same without
-# ``--dev-probes``): 98.0, 98.9, 99.3, 99.6 %. 128 candidates instead of 256 lost one more
-# probe, 1,024 found none more.
-PROBE_SHARE = 0.5
-# ... and at least MIN_SCANNED codes (about a millisecond): an index of up to that many is
-# scanned whole, one a few times larger mostly (at 10^5, 30 % of 200 lists found the true
-# nearest for 95 % of probes, the whole index for 100 %, in ~1 ms).
-MIN_SCANNED = 100_000
+# The index's lists: one. On this data a search has to look at most of the collection
+# whatever the partition (nearly every miss is a true nearest in a list not visited), and
+# fast-scan's cost per visited list outweighed what a partition saved. At 10^6 on the 945
+# LFW DevTrain people with two images (the fit split; ``tools/ann_choice.py DATA --lists
+# 1,512,2048 --shares 0.5,0.7 --dev-probes``, search p50 on one core, median of 5 rounds):
+# 2,048 lists (k-means) visited half-way found the true nearest for 99.7 % of probes in
+# 2.86 ms, 512 lists at 70 % for 99.9 % in 1.79 ms, one list (every code) for all of them in
+# 1.41 ms; the build took 2.5 s instead of 6.8 (no k-means, no assignment of rows to lists).
+# An IVF of one list rather than a flat index for its ids and its removals (faiss's flat
+# fast-scan index has neither). A search's time grows with the rows: ~1.4 ms a million.
+LISTS = 1
+# An older release's index of several lists (a coarse partition, trained by k-means) is
+# searched through all of them, and rebuilt by the next training instead of updated.
+
+# Rows that train the PQ codebooks: faiss trains each sub-quantizer's 16 centroids on 4,096 of
+# them drawn at random (256 a centroid), so many more would only be read and dropped.
+TRAINING_ROWS = 16_384
+# Candidates taken from the codes before the float16 re-rank (measured with 2,048 lists, half
+# of them visited: 128 instead of 256 lost one more probe of 735, 1,024 found none more).
 CANDIDATES = 256
-# Vectors per list for k-means and the PQ codebooks: faiss asks for 39 at least; more lengthen
-# the first build for no recall measured.
-TRAIN_PER_LIST = 40
-# k-means iterations of the coarse partition (faiss's default: 25). At 10^6 on the DevTrain
-# probes, 10 found the true nearest as often (99.7 % at 50 % of the lists; 25: 99.6 %) and the
-# build took 9.3 s instead of 12.7 (k-means alone 2.9 s instead of 6.8, 2 cores): the
-# partition only has to spread the rows.
-KMEANS_ITERATIONS = 10
 # faiss's OpenMP threads while building (0: every core); a search uses the caller's thread only.
 BUILD_THREADS = 0
 # Rows read, written or converted to float32 at a time while building or updating: bounds each
@@ -155,10 +146,6 @@ _Parts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], Sequen
 def fits(dimension: int) -> bool:
     """Fast-scan PQ pairs the dimensions (2 per 4-bit code)."""
     return dimension >= 2 and dimension % 2 == 0
-
-
-def list_count(size: int) -> int:
-    return int(min(MAX_LISTS, max(MIN_LISTS, size // VECTORS_PER_LIST)))
 
 
 class LocalRows:
@@ -218,6 +205,11 @@ class AnnIndex:
         """Rows not removed: what a search can return."""
         return int(self.index.ntotal)
 
+    @property
+    def lists(self) -> int:
+        """The faiss index's lists: ``LISTS``, or more in an older release's index."""
+        return int(faiss.extract_index_ivf(self.index).nlist)
+
     def held_keys(self) -> NDArray[np.int64]:
         return np.asarray(self.keys[self.keys != REMOVED], dtype=np.int64)
 
@@ -233,10 +225,8 @@ class AnnIndex:
         ``max(count, CANDIDATES)`` rows, their float16 vectors rank them."""
         if self.live == 0:
             return np.zeros(0, np.int64)
-        ivf = faiss.extract_index_ivf(self.index)
         params = faiss.SearchParametersIVF()
-        share = max(PROBE_SHARE, MIN_SCANNED / self.live)
-        params.nprobe = min(ivf.nlist, max(1, round(share * ivf.nlist)))
+        params.nprobe = self.lists  # every list: see LISTS
         faiss.omp_set_num_threads(1)  # per thread: a request never fans out over the cores
         wanted = min(self.live, max(count, CANDIDATES))
         _, found = self.index.search(query.reshape(1, -1), wanted, params=params)
@@ -247,9 +237,9 @@ class AnnIndex:
 
 
 def training_rows(size: int) -> NDArray[np.int64]:
-    """Which of ``size`` rows (by position) train the index of them: an evenly spread sample,
-    ``TRAIN_PER_LIST`` rows for each of its lists."""
-    return np.linspace(0, size - 1, min(size, TRAIN_PER_LIST * list_count(size))).astype(np.int64)
+    """Which of ``size`` rows (by position) train the index of them: ``TRAINING_ROWS`` (or
+    all), evenly spread."""
+    return np.linspace(0, size - 1, min(size, TRAINING_ROWS)).astype(np.int64)
 
 
 def build(
@@ -262,21 +252,17 @@ def build(
 ) -> Counts:
     """A new index of up to ``size`` rows from ``batches`` of (embedding ids, labels, vectors
     [, texts]), written to ``folder`` atomically with ``meta``, with local rows when the
-    batches carry texts (all of them or none). The partition and the codebooks are trained
-    first, on ``training`` (the vectors of the rows ``training_rows`` names, or a sample like
+    batches carry texts (all of them or none). The codebooks are trained first, on
+    ``training`` (the vectors of the rows ``training_rows`` names, or a sample like
     them); then each batch is written and added to the index as it comes, the adding in a
-    thread of its own while the caller reads the next batch (at 10^6 on 2 cores, 12 % less
-    time than adding each batch in the caller's thread). Rows the batches fall short of
+    thread of its own while the caller reads the next batch. Rows the batches fall short of
     (deleted while they were read) stay blank."""
     if not len(training):
         raise RuntimeError("no rows to index")
-    index = faiss.index_factory(dimension, f"IVF{list_count(size)},PQ{dimension // 2}x4fs")
-    # Codes of the vectors themselves, not of their offsets from the list's centroid: one
-    # lookup table per search instead of one per visited list (2.5 ms instead of 4.3 at
-    # 10^6, the same recall).
-    ivf = faiss.extract_index_ivf(index)
-    ivf.by_residual = False
-    ivf.cp.niter = KMEANS_ITERATIONS
+    index = faiss.index_factory(dimension, f"IVF{LISTS},PQ{dimension // 2}x4fs")
+    # Codes of the vectors themselves, not of their offsets from a list's centroid: one
+    # lookup table per search instead of one per visited list.
+    faiss.extract_index_ivf(index).by_residual = False
     faiss.omp_set_num_threads(_build_threads())
     index.train(np.ascontiguousarray(training, dtype=np.float32))
     del training  # the caller's sample (~40 MB at 10^6) is not held through the stream
@@ -391,9 +377,9 @@ def _build_threads() -> int:
 
 class _Adder:
     """Adds a build's batches to its faiss index in a thread of its own, one at a time and in
-    order: faiss lets go of the GIL while it adds (assigns each row to a list, encodes it),
-    so the build's thread reads and writes the next batch meanwhile. The thread starts from
-    the build's, so it runs at the build's priority (priority.py)."""
+    order: faiss lets go of the GIL while it adds (encodes each row), so the build's thread
+    reads and writes the next batch meanwhile. The thread starts from the build's, so it runs
+    at the build's priority (priority.py)."""
 
     def __init__(self, index: faiss.Index) -> None:
         self._index = index

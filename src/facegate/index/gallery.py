@@ -75,8 +75,8 @@ MIN_CANDIDATES = 8
 # Labels taken from an exact in-memory snapshot beyond those asked for, in case some of them
 # were deleted since it was read.
 EXACT_MARGIN = 4
-# An update that would change more than this share of the index rebuilds it instead: the coarse
-# partition was trained on the old rows, and removed rows stay in the arrays as blank rows.
+# An update that would change more than this share of the index rebuilds it instead: the
+# codebooks were trained on the old rows, and removed rows stay in the arrays as blank rows.
 REBUILD_SHARE = 0.3
 # The lock file in a collection's index folder that the processes of one machine take while
 # they write an index of it: one build at a time, and a training asked while the index is being
@@ -462,8 +462,8 @@ class InProcessGallery:
             )
         if logged_after is not None and int(meta["revision"]) < logged_after:
             return None  # removals it still holds were pruned from the log
-        if index.local is None:
-            return None  # an older release's: built anew once, with local rows
+        if index.local is None or index.lists != ann.LISTS:
+            return None  # an older release's: built anew once, with local rows and one list
         return index
 
     def _changes(self, bounds: SnapshotBounds, base: ann.AnnIndex) -> _Change:
