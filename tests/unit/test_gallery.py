@@ -491,11 +491,14 @@ def test_rows_added_after_removals_are_found(tmp_path: Path) -> None:
     and codes added next were packed into them by OR: those rows were never found again
     (ann._remove mends it). Updates that remove and add, several times over."""
     rng = np.random.default_rng(12)
-    vectors = _unit(rng.normal(size=(1000, DIM)).astype(np.float32))
-    ids = np.arange(1000, dtype=np.int64)
-    ann.build(tmp_path / "0", DIM, [(ids[:900], ids[:900], vectors[:900])], 900, {}, vectors)
-    live = set(range(900))
-    for step, (gone, start) in enumerate([([3, 4, 5, 899], 900), ([900, 7, 8], 930), ([12], 960)]):
+    # Past the 8,192 codes of 32 blocks: faiss's Python packer takes offsets below that only.
+    vectors = _unit(rng.normal(size=(10_000, DIM)).astype(np.float32))
+    ids = np.arange(10_000, dtype=np.int64)
+    first = ids[:9_900]
+    ann.build(tmp_path / "0", DIM, [(first, first, vectors[first])], 9_900, {}, vectors)
+    live = set(range(9_900))
+    steps = [([3, 4, 5, 9_899], 9_900), ([9_900, 7, 8], 9_930), ([12], 9_960)]
+    for step, (gone, start) in enumerate(steps):
         added = ids[start : start + 30]
         ann.update(
             ann.load(tmp_path / str(step)),

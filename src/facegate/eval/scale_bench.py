@@ -714,7 +714,8 @@ def _client(server: ServeProcess, secret: str) -> Any:
 
 
 def train_until_ready(client: Any, collection_id: str) -> float:
-    """Seconds from ``POST /v1/train`` until the collection's status is ``ready``."""
+    """Seconds from ``POST /v1/train`` until the collection's status is ``ready`` (the request
+    marks it ``training`` before it returns; a failed job leaves it ``stale``)."""
     started = time.perf_counter()
     client.train(collection_id)
     deadline = time.monotonic() + TRAIN_TIMEOUT_S
@@ -722,6 +723,8 @@ def train_until_ready(client: Any, collection_id: str) -> float:
         entry = next(c for c in client.collections(enrollments_limit=0) if c.id == collection_id)
         if entry.status == "ready":
             return time.perf_counter() - started
+        if entry.status != "training":  # the job failed: its server logged why
+            raise RuntimeError(f"training of collection {collection_id} ended {entry.status}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"collection {collection_id} not ready after {TRAIN_TIMEOUT_S} s")
         time.sleep(POLL_S)
