@@ -659,9 +659,9 @@ def test_an_index_fed_without_texts_has_no_local_rows_and_refuses_mixed_batches(
 
 
 def test_a_build_that_fails_while_its_rows_are_added_leaves_nothing(tmp_path: Path) -> None:
-    """The rows are added in a thread of their own (ann._Adder) while the next batch is read:
-    a failure there reaches the build, and one of the batches' stops the thread first; either
-    way no folder is left, half-written or not."""
+    """The rows are written and added in a thread of their own (ann._Behind) while the next
+    batch is read: a failure there reaches the build, and one of the batches' stops the thread
+    first; either way no folder is left, half-written or not."""
     vectors = _unit(np.random.default_rng(8).normal(size=(400, DIM)).astype(np.float32))
     ids = np.arange(400, dtype=np.int64)
     wrong = _unit(np.random.default_rng(9).normal(size=(100, DIM * 2)).astype(np.float32))

@@ -49,6 +49,7 @@ distance.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,16 +276,17 @@ def build(
         keys, labels = _blank_rows(size), _blank_rows(size)
         local: _LocalFiles | None = None
         row = 0
-        with _Adder(index) as adder:
+        with _Behind() as behind:
             for number, batch in enumerate(batches):
                 parts = _parts(batch)
                 if number == 0 and parts[3] is not None:
                     local = opened.enter_context(_LocalFiles(staging, size, dimension))
                 elif (parts[3] is None) != (local is None):
                     raise ValueError("either every batch of an index carries texts or none does")
-                placed = _put(row, parts, keys, labels, vectors, local)
-                adder.add(parts[2], placed)
-                row += len(placed)
+                behind.run(
+                    functools.partial(_store, index, row, parts, keys, labels, vectors, local)
+                )
+                row += len(parts[0])
         if row == 0:
             raise RuntimeError("no rows to index")
         if local is not None:
@@ -376,23 +378,22 @@ def _build_threads() -> int:
     return BUILD_THREADS or os.cpu_count() or 1
 
 
-class _Adder:
-    """Adds a build's batches to its faiss index in a thread of its own, one at a time and in
-    order: faiss lets go of the GIL while it adds (encodes each row), so the build's thread
-    reads and writes the next batch meanwhile. The thread starts from the build's, so it runs
-    at the build's priority (priority.py)."""
+class _Behind:
+    """Runs a build's jobs (each batch written and added to its faiss index) in a thread of
+    its own, one at a time and in order, while the build's thread reads the next batch: the
+    job's file writes and faiss's add (encoding each row) let go of the GIL. The thread starts
+    from the build's, so it runs at the build's priority (priority.py)."""
 
-    def __init__(self, index: faiss.Index) -> None:
-        self._index = index
+    def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(
             1,
-            thread_name_prefix="index-add",
+            thread_name_prefix="index-build",
             initializer=faiss.omp_set_num_threads,
             initargs=(_build_threads(),),
         )
         self._pending: Future[None] | None = None
 
-    def __enter__(self) -> _Adder:
+    def __enter__(self) -> _Behind:
         return self
 
     def __exit__(self, kind: object, *_: object) -> None:
@@ -402,15 +403,28 @@ class _Adder:
         finally:
             self._pool.shutdown(wait=True)  # never leaves the thread writing to a freed index
 
-    def add(self, vectors: NDArray[np.float32], rows: NDArray[np.int64]) -> None:
-        """Queues ``vectors`` under the ids ``rows``, once the batch before them is added."""
+    def run(self, job: Callable[[], None]) -> None:
+        """Queues ``job``, once the one before it is done (its failure is raised here)."""
         self._wait()
-        self._pending = self._pool.submit(self._index.add_with_ids, vectors, rows)
+        self._pending = self._pool.submit(job)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+
+def _store(
+    index: faiss.Index,
+    row: int,
+    parts: _Parts,
+    keys: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    vectors: _RowFile,
+    local: _LocalFiles | None,
+) -> None:
+    """A build's batch written from ``row`` on (``_put``) and added to ``index``."""
+    index.add_with_ids(parts[2], _put(row, parts, keys, labels, vectors, local))
 
 
 def _parts(
