@@ -9,8 +9,8 @@ snapshot's size:
   only). At that size scanning them costs about a millisecond. Deleted enrollments are dropped
   from its answers by a lookup in the store, so a deletion never makes a request read the
   snapshot again; their vectors leave the process's memory when the collection is next trained.
-- Approximate above it: training builds an index folder (index/ann.py: faiss IVF with fast-scan
-  PQ codes and a float16 copy of the vectors) in the data folder before it records the
+- Approximate above it: training builds an index folder (index/ann.py: faiss fast-scan PQ
+  codes of every row and a float16 copy of the vectors) in the data folder before it records the
   snapshot, so no request ever waits for a build; the next training makes the new folder from
   the previous one and what changed (removes deleted rows, adds new ones) instead of rebuilding
   it. Every process maps its arrays read-only. The folder also keeps each row's float32 vector

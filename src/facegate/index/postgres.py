@@ -3,9 +3,9 @@
 On the descriptors this service stores, pgvector 0.6's HNSW cannot give what a large
 collection needs: at 10^6 it found the true nearest for 59 % of real probes in 52 ms (ef_search
 400; BENCHMARKS.md "Scale"), because a probe lies far from everything but its mate's vectors
-and a graph search loses its way. The in-process index (index/gallery.py: faiss IVF with
-fast-scan codes, built at train time, its candidates ranked exactly) found 99 % in ~3-5
-ms. So on PostgreSQL a snapshot is searched:
+and a graph search loses its way. The in-process index (index/gallery.py: faiss fast-scan
+codes of every row, built at train time, its candidates ranked exactly) found it for all
+735 in 1.8-2.4 ms (runs 26-27). So on PostgreSQL a snapshot is searched:
 
 - below ``settings.exact_search_limit`` embeddings: exactly, in process, as on SQLite (its rows
   read once per snapshot version);
