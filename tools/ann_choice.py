@@ -57,12 +57,17 @@ def ivf_sq8(gallery: NDArray[np.float32]) -> tuple[Search, int]:
     return (lambda q: int(index.search(q[None, :], 1)[1][0][0])), index.sa_code_size()
 
 
-def ivf_fast_scan(gallery: NDArray[np.float32]) -> tuple[Search, int]:
+def ann_built(gallery: NDArray[np.float32]) -> tuple[ann.AnnIndex, Path]:
+    """index/ann.py's index of ``gallery``, built as the gallery builds it, and its folder."""
     folder = Path(tempfile.mkdtemp()) / "index"
     rows = np.arange(len(gallery), dtype=np.int64)
     training = gallery[ann.training_rows(len(gallery))]
     ann.build(folder, gallery.shape[1], [(rows, rows, gallery)], len(gallery), {}, training)
-    index = ann.load(folder)
+    return ann.load(folder), folder
+
+
+def ivf_fast_scan(gallery: NDArray[np.float32]) -> tuple[Search, int]:
+    index, folder = ann_built(gallery)
     size = (folder / ann.INDEX_FILE).stat().st_size // len(gallery) + 2 * gallery.shape[1]
     return (lambda q: int(index.candidates(q, 1)[0])), size
 
@@ -113,9 +118,10 @@ def partition_sweep(
     for count in lists:
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         started = time.perf_counter()
-        index = ann_index(gallery) if count == ann.LISTS else partitioned(gallery, count)
+        ours = count == ann.LISTS
+        index = ann_built(gallery)[0].index if ours else partitioned(gallery, count)
         built = time.perf_counter() - started
-        for share in [1.0] if count == 1 else shares:
+        for share in [1.0] if ours else shares:
             label = f"{count} ({share:.0%})"
             searches[label] = reranked(index, gallery, max(1, round(share * count)))
             builds[label] = built
@@ -134,15 +140,6 @@ def partition_sweep(
             f"| {label} | {builds[label]:.1f} | {np.median(rounds):.2f} ({per_round}) | "
             f"{hits[label] / len(queries):.4f} |"
         )
-
-
-def ann_index(gallery: NDArray[np.float32]) -> faiss.Index:
-    """index/ann.py's faiss index of ``gallery``, built as the gallery builds it."""
-    folder = Path(tempfile.mkdtemp()) / "index"
-    rows = np.arange(len(gallery), dtype=np.int64)
-    training = gallery[ann.training_rows(len(gallery))]
-    ann.build(folder, gallery.shape[1], [(rows, rows, gallery)], len(gallery), {}, training)
-    return ann.load(folder).index
 
 
 def timed(

@@ -256,8 +256,8 @@ def build(
     [, texts]), written to ``folder`` atomically with ``meta``, with local rows when the
     batches carry texts (all of them or none). The codebooks are trained first, on
     ``training`` (the vectors of the rows ``training_rows`` names, or a sample like
-    them); then each batch is written and added to the index as it comes, the adding in a
-    thread of its own while the caller reads the next batch. Rows the batches fall short of
+    them); then each batch is written and added to the index as it comes, in a thread of its
+    own (``_Behind``) while the caller reads the next batch. Rows the batches fall short of
     (deleted while they were read) stay blank."""
     if not len(training):
         raise RuntimeError("no rows to index")
@@ -267,7 +267,7 @@ def build(
     faiss.extract_index_ivf(index).by_residual = False
     faiss.omp_set_num_threads(_build_threads())
     index.train(np.ascontiguousarray(training, dtype=np.float32))
-    del training  # the caller's sample (~40 MB at 10^6) is not held through the stream
+    del training  # the caller's sample (8 MB at 128 dimensions) is not held through the stream
     with (
         _Staging(folder) as staging,
         _RowFile.create(staging / VECTORS_FILE, size, dimension) as vectors,

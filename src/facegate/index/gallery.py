@@ -506,7 +506,7 @@ class InProcessGallery:
 
     def _training(self, ids: NDArray[np.int64], dimension: int) -> NDArray[np.float32]:
         """The vectors that train an index of the rows ``ids`` (``ann.training_rows``), read
-        by id: ~80,000 rows at 10^6. A row deleted since the ids were read is missing."""
+        by id (16,384 at most). A row deleted since the ids were read is missing."""
         wanted = ids[ann.training_rows(len(ids))]
         found = [chunk.vectors for chunk in self._stored(wanted, dimension)]
         return np.concatenate(found) if found else np.zeros((0, dimension), np.float32)
