@@ -340,9 +340,8 @@ def update(
             parts = _parts(batch)
             if local is not None and parts[3] is None:
                 raise ValueError("rows added to an index with local rows need texts")
-            placed = _put(row, parts, keys, labels, vectors, local)
-            index.add_with_ids(parts[2], placed)
-            row += len(placed)
+            _store(index, row, parts, keys, labels, vectors, local)
+            row += len(parts[0])
         if local is not None:
             local.finish(row)
         return _write(staging, index, keys, labels, meta)
@@ -414,19 +413,6 @@ class _Behind:
             pending.result()
 
 
-def _store(
-    index: faiss.Index,
-    row: int,
-    parts: _Parts,
-    keys: NDArray[np.int64],
-    labels: NDArray[np.int64],
-    vectors: _RowFile,
-    local: _LocalFiles | None,
-) -> None:
-    """A build's batch written from ``row`` on (``_put``) and added to ``index``."""
-    index.add_with_ids(parts[2], _put(row, parts, keys, labels, vectors, local))
-
-
 def _parts(
     batch: Batch,
 ) -> _Parts:
@@ -436,16 +422,18 @@ def _parts(
     return ids, labels, vectors, None
 
 
-def _put(
+def _store(
+    index: faiss.Index,
     row: int,
     parts: _Parts,
     keys: NDArray[np.int64],
     labels: NDArray[np.int64],
     vectors: _RowFile,
     local: _LocalFiles | None,
-) -> NDArray[np.int64]:
+) -> None:
     """A batch's keys, labels, float16 vectors and (into ``local``, which needs its texts)
-    local rows, written from ``row`` on; the row numbers it took: its ids in faiss."""
+    local rows written from ``row`` on, and its vectors added to ``index`` under those row
+    numbers (its ids in faiss)."""
     ids, batch_labels, batch_vectors, texts = parts
     placed = np.arange(row, row + len(ids), dtype=np.int64)
     keys[row : row + len(ids)] = ids
@@ -453,7 +441,7 @@ def _put(
     vectors.write(row, batch_vectors)
     if local is not None and texts is not None:
         local.write(row, batch_vectors, texts)
-    return placed
+    index.add_with_ids(batch_vectors, placed)
 
 
 def _blank_rows(size: int) -> NDArray[np.int64]:
