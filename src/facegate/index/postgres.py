@@ -5,7 +5,7 @@ collection needs: at 10^6 it found the true nearest for 59 % of real probes in 5
 400; BENCHMARKS.md "Scale"), because a probe lies far from everything but its mate's vectors
 and a graph search loses its way. The in-process index (index/gallery.py: faiss fast-scan
 codes of every row, built at train time, its candidates ranked exactly) found it for all
-735 in 1.8-2.4 ms (runs 26-27). So on PostgreSQL a snapshot is searched:
+735 in 1.5-2.4 ms (runs 26-28). So on PostgreSQL a snapshot is searched:
 
 - below ``settings.exact_search_limit`` embeddings: exactly, in process, as on SQLite (its rows
   read once per snapshot version);
