@@ -66,7 +66,10 @@ class StoredRows(NamedTuple):
     names: list[str | None]
 
     def where(self, keep: NDArray[np.bool_]) -> StoredRows:
-        """The rows ``keep`` marks."""
+        """The rows ``keep`` marks (these rows themselves when it marks all: a training's
+        chunk read as an id range usually holds only rows it wants)."""
+        if keep.all():
+            return self
         chosen = np.flatnonzero(keep)
         return StoredRows(
             self.ids[chosen],
